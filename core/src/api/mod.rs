@@ -1,0 +1,258 @@
+//! The AWS API, in-process: callers, the operation registry and the one dispatcher.
+//!
+//! Every operation of every service goes through [`Client::call`], which
+//! 1. builds the request context (principal, source IP, user agent, time, request id),
+//! 2. runs the operation in one metadata transaction; the operation resolves its resources and
+//!    must ask the [`Authorizer`] before it changes or reveals anything (the dispatcher refuses
+//!    an operation that returns without having been authorized),
+//! 3. writes the audit record in the same transaction (or, for a failed or denied call, in a
+//!    transaction of its own after the rollback),
+//! 4. returns the AWS output shape, or an AWS-style [`Error`].
+
+mod authz;
+mod caller;
+mod registry;
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+pub use authz::{AccountRootAuthorizer, AuthzRequest, Authorizer, Decision};
+pub use caller::{Caller, Principal, RequestContext};
+pub(crate) use registry::{Operation, find_operation, operations};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::keep::KeepInner;
+use crate::store::Txn;
+
+/// A client for one service, acting as one caller: the in-process equivalent of a boto3 client.
+#[derive(Clone)]
+pub struct Client {
+    keep: Arc<KeepInner>,
+    service: &'static str,
+    caller: Caller,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("service", &self.service)
+            .field("caller", &self.caller)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub(crate) fn new(keep: Arc<KeepInner>, service: &str, caller: Caller) -> Result<Self> {
+        let service = registry::service_name(service).ok_or_else(|| {
+            Error::aws(
+                ErrorKind::InvalidArgument,
+                "UnknownServiceError",
+                format!("unknown service `{service}`"),
+            )
+        })?;
+        Ok(Client { keep, service, caller })
+    }
+
+    /// The service this client calls, e.g. `kms`.
+    pub fn service(&self) -> &str {
+        self.service
+    }
+
+    /// The caller this client acts as.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The names of the operations this client can call, sorted.
+    pub fn operation_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> =
+            operations().filter(|op| op.service == self.service).map(|op| op.name).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Calls `operation` (e.g. `CreateKey`) with its JSON input shape and returns its JSON output
+    /// shape. Blob members are base64 strings, timestamps epoch seconds, as in AWS's JSON
+    /// protocol.
+    ///
+    /// # Errors
+    /// The AWS error of the operation: `AccessDeniedException`, `NotFoundException`,
+    /// `ValidationException`, ... ([`Error::code`]).
+    #[expect(clippy::needless_pass_by_value, reason = "callers build the input with json! and hand it over")]
+    pub fn call(&self, operation: &str, input: Value) -> Result<Value> {
+        let op = find_operation(self.service, operation).ok_or_else(|| {
+            Error::aws(
+                ErrorKind::InvalidArgument,
+                "InvalidAction",
+                format!("`{operation}` is not an operation of `{}`", self.service),
+            )
+        })?;
+        dispatch(&self.keep, op, &self.caller, &input)
+    }
+
+    /// Names of top-level output members of `operation` that are blobs (base64 in JSON), so
+    /// bindings can hand them out as bytes.
+    pub fn blob_members(&self, operation: &str) -> &'static [&'static str] {
+        find_operation(self.service, operation).map_or(&[], |op| op.blob_members)
+    }
+}
+
+/// What an operation sees while it runs.
+pub(crate) struct OpCtx<'a, 't> {
+    pub keep: &'a KeepInner,
+    pub req: &'a RequestContext,
+    pub txn: &'a mut Txn<'t>,
+    op: &'static Operation,
+    authorized: bool,
+    /// `(type, name)` pairs for CloudTrail's `resources`.
+    pub audit_resources: Vec<(String, String)>,
+}
+
+impl OpCtx<'_, '_> {
+    /// Asks the authorizer whether the caller may perform this operation on `resources` (ARNs,
+    /// or `*` for operations without a resource). Must be called before the operation changes
+    /// or reveals anything.
+    pub fn authorize(&mut self, resources: &[String]) -> Result<()> {
+        let action = format!("{}:{}", self.op.iam_prefix, self.op.name);
+        self.authorize_as(&action, resources)
+    }
+
+    /// Like [`OpCtx::authorize`] for an action other than the operation's own name (AWS's
+    /// `ReEncrypt` needs `kms:ReEncryptFrom` and `kms:ReEncryptTo`).
+    pub fn authorize_as(&mut self, action: &str, resources: &[String]) -> Result<()> {
+        let request = AuthzRequest {
+            principal: &self.req.principal,
+            action,
+            resources,
+            context: self.req,
+        };
+        match self.keep.authorizer.authorize(&request) {
+            Decision::Allow => {
+                self.authorized = true;
+                Ok(())
+            }
+            Decision::Deny { reason } => Err(access_denied(&self.req.principal, action, resources, &reason)),
+        }
+    }
+
+    /// The account the caller acts in.
+    pub fn account(&self) -> Result<&crate::arn::AccountId> {
+        self.req.principal.account().ok_or_else(|| {
+            Error::invalid("this operation needs a caller that belongs to an account")
+        })
+    }
+
+    /// The current time in milliseconds.
+    pub fn now(&self) -> i64 {
+        self.req.time_millis
+    }
+}
+
+fn access_denied(principal: &Principal, action: &str, resources: &[String], reason: &str) -> Error {
+    let resource = resources.first().map_or("*", String::as_str);
+    Error::aws(
+        ErrorKind::AccessDenied,
+        "AccessDeniedException",
+        format!(
+            "User: {} is not authorized to perform: {action} on resource: {resource} because {reason}",
+            principal.arn()
+        ),
+    )
+}
+
+fn dispatch(keep: &Arc<KeepInner>, op: &'static Operation, caller: &Caller, input: &Value) -> Result<Value> {
+    let req = caller.request_context(keep.clock.now_millis(), keep.region.clone());
+    if !input.is_object() {
+        let err = Error::aws(ErrorKind::InvalidArgument, "SerializationException", "the input must be a JSON object");
+        return Err(record_failure(keep, op, &req, input, err));
+    }
+    let result = keep.meta.txn(|txn| {
+        let mut ctx = OpCtx { keep, req: &req, txn, op, authorized: false, audit_resources: Vec::new() };
+        let output = (op.handler)(&mut ctx, input)?;
+        if !ctx.authorized {
+            return Err(Error::internal(format!(
+                "operation `{}` returned without authorizing the caller",
+                op.name
+            )));
+        }
+        #[cfg(feature = "audit")]
+        {
+            let resources = std::mem::take(&mut ctx.audit_resources);
+            let record = crate::audit::api_call_record(op, &req, input, Ok(&output), &resources);
+            crate::audit::append(ctx.txn, keep, &record)?;
+        }
+        Ok(output)
+    });
+    result.map_err(|err| record_failure(keep, op, &req, input, err))
+}
+
+/// Writes the audit record of a call that failed or was denied, after its transaction rolled
+/// back. Returns the call's error (or the audit failure, which is more serious).
+fn record_failure(
+    keep: &KeepInner,
+    op: &'static Operation,
+    req: &RequestContext,
+    input: &Value,
+    err: Error,
+) -> Error {
+    #[cfg(feature = "audit")]
+    {
+        let record = crate::audit::api_call_record(op, req, input, Err(&err), &[]);
+        if let Err(audit_err) = keep.meta.txn(|txn| crate::audit::append(txn, keep, &record)) {
+            return audit_err;
+        }
+    }
+    #[cfg(not(feature = "audit"))]
+    let _ = (keep, op, req, input);
+    err
+}
+
+/// Reads an optional member of an input object.
+pub(crate) fn member<'v>(input: &'v Value, name: &str) -> Option<&'v Value> {
+    input.get(name).filter(|v| !v.is_null())
+}
+
+/// Reads a required string member.
+pub(crate) fn required_str<'v>(input: &'v Value, name: &str) -> Result<&'v str> {
+    match member(input, name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(Error::invalid(format!("`{name}` must be a string"))),
+        None => Err(Error::invalid(format!(
+            "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+            lower_first(name)
+        ))),
+    }
+}
+
+/// Reads an optional string member.
+pub(crate) fn optional_str<'v>(input: &'v Value, name: &str) -> Result<Option<&'v str>> {
+    match member(input, name) {
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::invalid(format!("`{name}` must be a string"))),
+        None => Ok(None),
+    }
+}
+
+/// Reads an optional integer member.
+pub(crate) fn optional_i64(input: &Value, name: &str) -> Result<Option<i64>> {
+    match member(input, name) {
+        Some(v) => v.as_i64().map(Some).ok_or_else(|| Error::invalid(format!("`{name}` must be an integer"))),
+        None => Ok(None),
+    }
+}
+
+/// Reads an optional boolean member.
+pub(crate) fn optional_bool(input: &Value, name: &str) -> Result<Option<bool>> {
+    match member(input, name) {
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(Error::invalid(format!("`{name}` must be a boolean"))),
+        None => Ok(None),
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_lowercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}

@@ -1,0 +1,53 @@
+//! The operation registry: every operation of every service, in one table.
+
+use serde_json::Value;
+
+use super::OpCtx;
+use crate::error::Result;
+
+/// One operation of one service.
+#[derive(Debug)]
+pub(crate) struct Operation {
+    /// Service name as clients use it: `kms`, `cloudtrail`, `organizations`.
+    pub service: &'static str,
+    /// IAM action prefix, e.g. `kms` (in `kms:CreateKey`).
+    pub iam_prefix: &'static str,
+    /// CloudTrail `eventSource`, e.g. `kms.amazonaws.com`.
+    pub event_source: &'static str,
+    /// Operation name, e.g. `CreateKey`.
+    pub name: &'static str,
+    /// True when the operation changes nothing (CloudTrail `readOnly`).
+    pub read_only: bool,
+    /// Output members that are blobs (base64 in JSON).
+    pub blob_members: &'static [&'static str],
+    /// Input and output members never written to the audit log.
+    pub secret_members: &'static [&'static str],
+    /// The implementation.
+    pub handler: fn(&mut OpCtx<'_, '_>, &Value) -> Result<Value>,
+}
+
+/// Every registered operation.
+pub(crate) fn operations() -> impl Iterator<Item = &'static Operation> {
+    let tables: [&'static [Operation]; 3] = [
+        crate::keep::ORGANIZATION_OPERATIONS,
+        #[cfg(feature = "crypto")]
+        crate::crypto::KMS_OPERATIONS,
+        #[cfg(not(feature = "crypto"))]
+        &[],
+        #[cfg(feature = "audit")]
+        crate::audit::CLOUDTRAIL_OPERATIONS,
+        #[cfg(not(feature = "audit"))]
+        &[],
+    ];
+    tables.into_iter().flatten()
+}
+
+/// The operation `name` of `service`.
+pub(crate) fn find_operation(service: &str, name: &str) -> Option<&'static Operation> {
+    operations().find(|op| op.service == service && op.name == name)
+}
+
+/// The canonical name of a service that has operations.
+pub(crate) fn service_name(service: &str) -> Option<&'static str> {
+    operations().find(|op| op.service == service).map(|op| op.service)
+}

@@ -1,0 +1,36 @@
+#![doc = include_str!("../../README.md")]
+//!
+//! # Features
+//!
+//! ## Default
+//! - `crypto`: the KMS service and the envelope format.
+//! - `audit`: the CloudTrail-shaped, tamper-evident audit trail (implies `crypto`).
+//!
+//! ## Optional
+//! - `postgres`: the PostgreSQL metadata backend ([`store::PostgresMeta`]).
+//! - `s3`: the S3-compatible blob backend ([`store::S3BlobStore`]).
+#![forbid(unsafe_code)]
+#![deny(
+    missing_docs,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::bare_urls
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod api;
+pub mod arn;
+#[cfg(feature = "audit")]
+pub mod audit;
+pub mod clock;
+#[cfg(feature = "crypto")]
+pub mod crypto;
+mod error;
+mod id;
+mod keep;
+pub mod store;
+
+pub use api::{Caller, Client};
+pub use error::{Error, ErrorKind, Result};
+pub use keep::{Keep, KeepBuilder};
