@@ -34,7 +34,9 @@ impl FromStr for AccountId {
         if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
             Ok(AccountId(s.to_owned()))
         } else {
-            Err(Error::invalid(format!("`{s}` is not a 12-digit account id")))
+            Err(Error::invalid(format!(
+                "`{s}` is not a 12-digit account id"
+            )))
         }
     }
 }
@@ -73,7 +75,8 @@ impl FromStr for Region {
     fn from_str(s: &str) -> Result<Self, Error> {
         let ok = !s.is_empty()
             && s.len() <= 32
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-')
             && !s.ends_with('-');
         if ok {
@@ -154,7 +157,11 @@ impl Arn {
     fn field(&self, index: usize) -> &str {
         // Field i runs from after colon i to colon i+1 (or the end for the resource).
         let start = self.colons.get(index).map_or(0, |c| c + 1);
-        let end = self.colons.get(index + 1).copied().unwrap_or(self.text.len());
+        let end = self
+            .colons
+            .get(index + 1)
+            .copied()
+            .unwrap_or(self.text.len());
         self.text.get(start..end).unwrap_or_default()
     }
 }
@@ -164,7 +171,11 @@ impl FromStr for Arn {
 
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = |why: &str| {
-            Error::aws(ErrorKind::InvalidArgument, "InvalidArnException", format!("`{s}` is not a valid ARN: {why}"))
+            Error::aws(
+                ErrorKind::InvalidArgument,
+                "InvalidArnException",
+                format!("`{s}` is not a valid ARN: {why}"),
+            )
         };
         if s.len() > 2048 {
             return Err(bad("longer than 2048 characters"));
@@ -193,13 +204,18 @@ impl FromStr for Arn {
         if found < 5 || !s.starts_with("arn:") {
             return Err(bad("must have six colon-separated parts"));
         }
-        let arn = Arn { text: s.to_owned(), colons };
+        let arn = Arn {
+            text: s.to_owned(),
+            colons,
+        };
         if arn.partition().is_empty() || arn.service().is_empty() || arn.resource().is_empty() {
             return Err(bad("partition, service and resource must not be empty"));
         }
         let fine = |p: &str| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !fine(arn.partition()) || !fine(arn.service()) || !fine(arn.region()) {
-            return Err(bad("partition, service and region may hold only letters, digits and `-`"));
+            return Err(bad(
+                "partition, service and region may hold only letters, digits and `-`",
+            ));
         }
         if !arn.account().is_empty() && !arn.account().bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("the account must be digits"));
@@ -228,7 +244,9 @@ mod tests {
 
     #[test]
     fn parses_the_parts() {
-        let arn: Arn = "arn:aws:kms:us-east-1:111122223333:key/abc".parse().unwrap();
+        let arn: Arn = "arn:aws:kms:us-east-1:111122223333:key/abc"
+            .parse()
+            .unwrap();
         assert_eq!(arn.partition(), "aws");
         assert_eq!(arn.service(), "kms");
         assert_eq!(arn.region(), "us-east-1");
@@ -241,7 +259,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "arn", "arn:aws:kms", "xrn:aws:kms:r:1:x", "arn::kms:r:1:x", "arn:aws:kms:r:12a:x"] {
+        for bad in [
+            "",
+            "arn",
+            "arn:aws:kms",
+            "xrn:aws:kms:r:1:x",
+            "arn::kms:r:1:x",
+            "arn:aws:kms:r:12a:x",
+        ] {
             assert!(bad.parse::<Arn>().is_err(), "{bad}");
         }
         assert!("12345678901".parse::<AccountId>().is_err());

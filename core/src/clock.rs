@@ -1,7 +1,7 @@
 //! Time, injectable so tests can move it (key deletion windows, rotation periods).
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A source of the current time in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -51,7 +51,10 @@ impl Clock for ManualClock {
 
 /// Milliseconds as AWS's JSON timestamp: seconds since the epoch, as a number.
 pub(crate) fn epoch_seconds(millis: i64) -> serde_json::Value {
-    #[expect(clippy::cast_precision_loss, reason = "timestamps fit in f64's 53-bit mantissa")]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "timestamps fit in f64's 53-bit mantissa"
+    )]
     let secs = millis as f64 / 1000.0;
     serde_json::json!(secs)
 }
@@ -61,7 +64,10 @@ pub(crate) fn iso8601(millis: i64) -> String {
     let secs = millis.div_euclid(1000);
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
@@ -69,7 +75,10 @@ pub(crate) fn iso8601(millis: i64) -> String {
 pub(crate) fn parse_timestamp(v: &serde_json::Value) -> Option<i64> {
     match v {
         serde_json::Value::Number(n) => n.as_f64().map(|s| {
-            #[expect(clippy::cast_possible_truncation, reason = "checked range of real dates")]
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "checked range of real dates"
+            )]
             let ms = (s * 1000.0) as i64;
             ms
         }),
@@ -90,6 +99,9 @@ mod tests {
     fn formats_iso8601() {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601(1_795_677_315_000), "2026-11-26T07:15:15Z");
-        assert_eq!(parse_timestamp(&serde_json::json!("2026-11-26T07:15:15Z")), Some(1_795_677_315_000));
+        assert_eq!(
+            parse_timestamp(&serde_json::json!("2026-11-26T07:15:15Z")),
+            Some(1_795_677_315_000)
+        );
     }
 }

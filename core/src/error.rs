@@ -142,7 +142,10 @@ impl Error {
 
     /// An error with a specific AWS error code, e.g. `KMSInvalidStateException`.
     pub fn aws(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
-        Error { code: Cow::Borrowed(code), ..Error::new(kind, message) }
+        Error {
+            code: Cow::Borrowed(code),
+            ..Error::new(kind, message)
+        }
     }
 
     /// Attaches the underlying cause.
@@ -213,7 +216,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -255,10 +260,17 @@ mod tests {
 
     #[test]
     fn aws_code_and_status() {
-        let e = Error::aws(ErrorKind::InvalidState, "KMSInvalidStateException", "pending deletion");
+        let e = Error::aws(
+            ErrorKind::InvalidState,
+            "KMSInvalidStateException",
+            "pending deletion",
+        );
         assert_eq!(e.code(), "KMSInvalidStateException");
         assert_eq!(e.status(), 409);
         assert_eq!(e.to_string(), "pending deletion");
-        assert_eq!(Error::new(ErrorKind::NotFound, "x").code(), "NotFoundException");
+        assert_eq!(
+            Error::new(ErrorKind::NotFound, "x").code(),
+            "NotFoundException"
+        );
     }
 }

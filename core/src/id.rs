@@ -72,7 +72,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         for nibble in [b >> 4, b & 0x0f] {
-            s.push(DIGITS.get(usize::from(nibble)).map_or('0', |d| char::from(*d)));
+            s.push(
+                DIGITS
+                    .get(usize::from(nibble))
+                    .map_or('0', |d| char::from(*d)),
+            );
         }
     }
     s

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::api::{AccountRootAuthorizer, Authorizer, Caller, Client, OpCtx, Operation, optional_i64, optional_str, required_str};
+use crate::api::{
+    AccountRootAuthorizer, Authorizer, Caller, Client, OpCtx, Operation, optional_i64,
+    optional_str, required_str,
+};
 use crate::arn::{AccountId, Region};
 use crate::clock::{Clock, SystemClock, epoch_seconds};
 use crate::error::{Error, ErrorKind, Result};
@@ -27,7 +30,10 @@ pub struct Keep {
 
 impl std::fmt::Debug for Keep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keep").field("region", &self.inner.region).field("meta", &self.inner.meta).finish_non_exhaustive()
+        f.debug_struct("Keep")
+            .field("region", &self.inner.region)
+            .field("meta", &self.inner.meta)
+            .finish_non_exhaustive()
     }
 }
 
@@ -60,7 +66,9 @@ pub struct KeepBuilder {
 
 impl std::fmt::Debug for KeepBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeepBuilder").field("region", &self.region).finish_non_exhaustive()
+        f.debug_struct("KeepBuilder")
+            .field("region", &self.region)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,8 +139,12 @@ impl KeepBuilder {
         let audit = crate::audit::AuditKeys::load_or_create(&meta, key_provider.as_ref())?;
         let inner = KeepInner {
             meta,
-            blobs: self.blobs.unwrap_or_else(|| Arc::new(MemoryBlobStore::new())),
-            authorizer: self.authorizer.unwrap_or_else(|| Arc::new(AccountRootAuthorizer)),
+            blobs: self
+                .blobs
+                .unwrap_or_else(|| Arc::new(MemoryBlobStore::new())),
+            authorizer: self
+                .authorizer
+                .unwrap_or_else(|| Arc::new(AccountRootAuthorizer)),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             region: self.region.unwrap_or_else(Region::default_region),
             #[cfg(feature = "crypto")]
@@ -142,7 +154,9 @@ impl KeepBuilder {
             #[cfg(feature = "audit")]
             audit,
         };
-        Ok(Keep { inner: Arc::new(inner) })
+        Ok(Keep {
+            inner: Arc::new(inner),
+        })
     }
 }
 
@@ -161,7 +175,10 @@ fn check_master_key(meta: &Meta, provider: &dyn crate::crypto::KeyProvider) -> R
     let key = Key::new("keep").push("master-check");
     meta.txn(|t| match t.get(&key)? {
         Some(wrapped) => provider.unwrap(&wrapped, AAD).map(drop).map_err(|_| {
-            Error::new(ErrorKind::AccessDenied, "the master key or passphrase does not match this keep's data")
+            Error::new(
+                ErrorKind::AccessDenied,
+                "the master key or passphrase does not match this keep's data",
+            )
         }),
         None => t.put(&key, &provider.wrap(b"ok", AAD)?),
     })
@@ -186,7 +203,9 @@ impl Keep {
             .meta(Meta::new(SqliteMeta::open(&path.join("meta.db"))?))
             .blobs(Arc::new(LocalBlobStore::open(&path.join("blobs"))?));
         #[cfg(feature = "crypto")]
-        let builder = builder.key_provider(Arc::new(crate::crypto::MasterKeyProvider::load_or_create(&path.join("master.key"))?));
+        let builder = builder.key_provider(Arc::new(
+            crate::crypto::MasterKeyProvider::load_or_create(&path.join("master.key"))?,
+        ));
         builder.build()
     }
 
@@ -206,14 +225,22 @@ impl Keep {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let s = crate::id::random_bytes::<16>().to_vec();
-                let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&salt_path)?;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&salt_path)?;
                 f.write_all(&s)?;
                 f.sync_all()?;
                 s
             }
             Err(e) => return Err(e.into()),
         };
-        let provider = crate::crypto::MasterKeyProvider::from_passphrase(passphrase, &salt, crate::crypto::PBKDF2_ITERATIONS)?;
+        let provider = crate::crypto::MasterKeyProvider::from_passphrase(
+            passphrase,
+            &salt,
+            crate::crypto::PBKDF2_ITERATIONS,
+        )?;
         Keep::builder()
             .meta(Meta::new(SqliteMeta::open(&path.join("meta.db"))?))
             .blobs(Arc::new(LocalBlobStore::open(&path.join("blobs"))?))
@@ -243,7 +270,9 @@ impl Keep {
     /// # Errors
     /// `InvalidArgument` for an empty or over-long name.
     pub fn create_account(&self, name: &str) -> Result<Value> {
-        let out = self.admin()?.call("CreateAccount", json!({"AccountName": name}))?;
+        let out = self
+            .admin()?
+            .call("CreateAccount", json!({"AccountName": name}))?;
         Ok(out.get("Account").cloned().unwrap_or(Value::Null))
     }
 
@@ -260,7 +289,12 @@ impl Keep {
                 obj.insert("NextToken".into(), json!(t));
             }
             let out = self.admin()?.call("ListAccounts", input)?;
-            all.extend(out.get("Accounts").and_then(Value::as_array).cloned().unwrap_or_default());
+            all.extend(
+                out.get("Accounts")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
             match out.get("NextToken").and_then(Value::as_str) {
                 Some(t) => token = Some(t.to_owned()),
                 None => return Ok(all),
@@ -273,7 +307,9 @@ impl Keep {
     /// # Errors
     /// `NotFound` (`AccountNotFoundException`) for an unknown id.
     pub fn describe_account(&self, id: &AccountId) -> Result<Value> {
-        let out = self.admin()?.call("DescribeAccount", json!({"AccountId": id.as_str()}))?;
+        let out = self
+            .admin()?
+            .call("DescribeAccount", json!({"AccountId": id.as_str()}))?;
         Ok(out.get("Account").cloned().unwrap_or(Value::Null))
     }
 
@@ -340,7 +376,11 @@ fn create_account(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     ctx.authorize(&[ORG_ROOT.to_owned()])?;
     let name = required_str(input, "AccountName")?;
     if name.is_empty() || name.chars().count() > 50 || name.chars().any(char::is_control) {
-        return Err(Error::aws(ErrorKind::InvalidArgument, "InvalidInputException", "AccountName must have 1 to 50 printable characters"));
+        return Err(Error::aws(
+            ErrorKind::InvalidArgument,
+            "InvalidInputException",
+            "AccountName must have 1 to 50 printable characters",
+        ));
     }
     let email = optional_str(input, "Email")?.unwrap_or_default();
     let mut id = AccountId::random();
@@ -358,7 +398,10 @@ fn create_account(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
         "JoinedTimestamp": epoch_seconds(ctx.now()),
     });
     ctx.txn.put_json(&account_key(id.as_str()), &account)?;
-    ctx.audit_resources.push(("AWS::Organizations::Account".to_owned(), account_arn(id.as_str())));
+    ctx.audit_resources.push((
+        "AWS::Organizations::Account".to_owned(),
+        account_arn(id.as_str()),
+    ));
     Ok(json!({
         "CreateAccountStatus": {
             "Id": format!("car-{}", crate::id::uuid_v4().replace('-', "")),
@@ -376,16 +419,24 @@ fn list_accounts(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     ctx.authorize(&[ORG_ROOT.to_owned()])?;
     let max = optional_i64(input, "MaxResults")?.unwrap_or(20);
     if !(1..=20).contains(&max) {
-        return Err(Error::aws(ErrorKind::InvalidArgument, "InvalidInputException", "MaxResults must be between 1 and 20"));
+        return Err(Error::aws(
+            ErrorKind::InvalidArgument,
+            "InvalidInputException",
+            "MaxResults must be between 1 and 20",
+        ));
     }
     let after = optional_str(input, "NextToken")?.map(account_key);
     let limit = usize::try_from(max).unwrap_or(20);
-    let rows = ctx.txn.scan_prefix(&Key::new("org").push("account"), after.as_ref(), limit + 1)?;
+    let rows = ctx
+        .txn
+        .scan_prefix(&Key::new("org").push("account"), after.as_ref(), limit + 1)?;
     let mut accounts = Vec::new();
     let mut next = None;
     for (i, (k, v)) in rows.into_iter().enumerate() {
         if i == limit {
-            next = k.last().and(accounts.last().and_then(|a: &Value| a.get("Id").cloned()));
+            next = k
+                .last()
+                .and(accounts.last().and_then(|a: &Value| a.get("Id").cloned()));
             break;
         }
         accounts.push(serde_json::from_slice::<Value>(&v)?);
@@ -400,8 +451,15 @@ fn list_accounts(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
 fn describe_account(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let id: AccountId = required_str(input, "AccountId")?.parse()?;
     ctx.authorize(&[account_arn(id.as_str())])?;
-    let account: Value = ctx.txn.get_json(&account_key(id.as_str()))?.ok_or_else(|| {
-        Error::aws(ErrorKind::NotFound, "AccountNotFoundException", format!("account `{id}` does not exist"))
-    })?;
+    let account: Value = ctx
+        .txn
+        .get_json(&account_key(id.as_str()))?
+        .ok_or_else(|| {
+            Error::aws(
+                ErrorKind::NotFound,
+                "AccountNotFoundException",
+                format!("account `{id}` does not exist"),
+            )
+        })?;
     Ok(json!({"Account": account}))
 }

@@ -52,16 +52,21 @@ impl Authorizer for AccountRootAuthorizer {
             if resource == "*" {
                 continue;
             }
-            let owner = resource.parse::<crate::arn::Arn>().map(|arn| arn.account().to_owned());
+            let owner = resource
+                .parse::<crate::arn::Arn>()
+                .map(|arn| arn.account().to_owned());
             match owner {
                 Ok(owner) if owner == account => {}
                 Ok(_) => {
                     return Decision::Deny {
-                        reason: "no resource-based policy allows the action from another account".to_owned(),
+                        reason: "no resource-based policy allows the action from another account"
+                            .to_owned(),
                     };
                 }
                 Err(_) => {
-                    return Decision::Deny { reason: "the resource is not a valid ARN".to_owned() };
+                    return Decision::Deny {
+                        reason: "the resource is not a valid ARN".to_owned(),
+                    };
                 }
             }
         }

@@ -68,7 +68,9 @@ impl Caller {
     /// # Errors
     /// `InvalidArgument` for anything else.
     pub fn from_json(value: &Value) -> Result<Self> {
-        let obj = value.as_object().ok_or_else(|| Error::invalid("a caller must be a JSON object"))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| Error::invalid("a caller must be a JSON object"))?;
         for key in obj.keys() {
             if !["AccountId", "Admin", "SourceIp", "UserAgent"].contains(&key.as_str()) {
                 return Err(Error::invalid(format!("unknown caller member `{key}`")));
@@ -84,11 +86,15 @@ impl Caller {
             }
         };
         if let Some(ip) = obj.get("SourceIp") {
-            let ip = ip.as_str().ok_or_else(|| Error::invalid("`SourceIp` must be a string"))?;
+            let ip = ip
+                .as_str()
+                .ok_or_else(|| Error::invalid("`SourceIp` must be a string"))?;
             caller = caller.with_source_ip(ip)?;
         }
         if let Some(agent) = obj.get("UserAgent") {
-            let agent = agent.as_str().ok_or_else(|| Error::invalid("`UserAgent` must be a string"))?;
+            let agent = agent
+                .as_str()
+                .ok_or_else(|| Error::invalid("`UserAgent` must be a string"))?;
             caller = caller.with_user_agent(agent);
         }
         Ok(caller)

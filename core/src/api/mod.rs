@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use authz::{AccountRootAuthorizer, AuthzRequest, Authorizer, Decision};
+pub use authz::{AccountRootAuthorizer, Authorizer, AuthzRequest, Decision};
 pub use caller::{Caller, Principal, RequestContext};
 pub(crate) use registry::{Operation, find_operation, operations};
 
@@ -52,7 +52,11 @@ impl Client {
                 format!("unknown service `{service}`"),
             )
         })?;
-        Ok(Client { keep, service, caller })
+        Ok(Client {
+            keep,
+            service,
+            caller,
+        })
     }
 
     /// The service this client calls, e.g. `kms`.
@@ -67,8 +71,10 @@ impl Client {
 
     /// The names of the operations this client can call, sorted.
     pub fn operation_names(&self) -> Vec<&'static str> {
-        let mut names: Vec<_> =
-            operations().filter(|op| op.service == self.service).map(|op| op.name).collect();
+        let mut names: Vec<_> = operations()
+            .filter(|op| op.service == self.service)
+            .map(|op| op.name)
+            .collect();
         names.sort_unstable();
         names
     }
@@ -80,7 +86,10 @@ impl Client {
     /// # Errors
     /// The AWS error of the operation: `AccessDeniedException`, `NotFoundException`,
     /// `ValidationException`, ... ([`Error::code`]).
-    #[expect(clippy::needless_pass_by_value, reason = "callers build the input with json! and hand it over")]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "callers build the input with json! and hand it over"
+    )]
     pub fn call(&self, operation: &str, input: Value) -> Result<Value> {
         let op = find_operation(self.service, operation).ok_or_else(|| {
             Error::aws(
@@ -133,7 +142,12 @@ impl OpCtx<'_, '_> {
                 self.authorized = true;
                 Ok(())
             }
-            Decision::Deny { reason } => Err(access_denied(&self.req.principal, action, resources, &reason)),
+            Decision::Deny { reason } => Err(access_denied(
+                &self.req.principal,
+                action,
+                resources,
+                &reason,
+            )),
         }
     }
 
@@ -162,14 +176,35 @@ fn access_denied(principal: &Principal, action: &str, resources: &[String], reas
     )
 }
 
-fn dispatch(keep: &Arc<KeepInner>, op: &'static Operation, caller: &Caller, input: &Value) -> Result<Value> {
+fn dispatch(
+    keep: &Arc<KeepInner>,
+    op: &'static Operation,
+    caller: &Caller,
+    input: &Value,
+) -> Result<Value> {
     let req = caller.request_context(keep.clock.now_millis(), keep.region.clone());
     if !input.is_object() {
-        let err = Error::aws(ErrorKind::InvalidArgument, "SerializationException", "the input must be a JSON object");
+        let err = Error::aws(
+            ErrorKind::InvalidArgument,
+            "SerializationException",
+            "the input must be a JSON object",
+        );
         return Err(record_failure(keep, op, &req, input, err));
     }
+    #[cfg(feature = "crypto")]
+    if op.service == "kms" {
+        crate::crypto::sweep_deleted_keys(&keep.meta, &keep.key_cache, req.time_millis)
+            .map_err(|err| record_failure(keep, op, &req, input, err))?;
+    }
     let result = keep.meta.txn(|txn| {
-        let mut ctx = OpCtx { keep, req: &req, txn, op, authorized: false, audit_resources: Vec::new() };
+        let mut ctx = OpCtx {
+            keep,
+            req: &req,
+            txn,
+            op,
+            authorized: false,
+            audit_resources: Vec::new(),
+        };
         let output = (op.handler)(&mut ctx, input)?;
         if !ctx.authorized {
             return Err(Error::internal(format!(
@@ -200,7 +235,10 @@ fn record_failure(
     #[cfg(feature = "audit")]
     {
         let record = crate::audit::api_call_record(op, req, input, Err(&err), &[]);
-        if let Err(audit_err) = keep.meta.txn(|txn| crate::audit::append(txn, keep, &record)) {
+        if let Err(audit_err) = keep
+            .meta
+            .txn(|txn| crate::audit::append(txn, keep, &record))
+        {
             return audit_err;
         }
     }
@@ -238,7 +276,10 @@ pub(crate) fn optional_str<'v>(input: &'v Value, name: &str) -> Result<Option<&'
 /// Reads an optional integer member.
 pub(crate) fn optional_i64(input: &Value, name: &str) -> Result<Option<i64>> {
     match member(input, name) {
-        Some(v) => v.as_i64().map(Some).ok_or_else(|| Error::invalid(format!("`{name}` must be an integer"))),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| Error::invalid(format!("`{name}` must be an integer"))),
         None => Ok(None),
     }
 }
@@ -254,5 +295,7 @@ pub(crate) fn optional_bool(input: &Value, name: &str) -> Result<Option<bool>> {
 
 fn lower_first(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_lowercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_lowercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }

@@ -49,5 +49,7 @@ pub(crate) fn find_operation(service: &str, name: &str) -> Option<&'static Opera
 
 /// The canonical name of a service that has operations.
 pub(crate) fn service_name(service: &str) -> Option<&'static str> {
-    operations().find(|op| op.service == service).map(|op| op.service)
+    operations()
+        .find(|op| op.service == service)
+        .map(|op| op.service)
 }

@@ -21,7 +21,16 @@ pub(crate) static CLOUDTRAIL_OPERATIONS: &[Operation] = &[Operation {
 }];
 
 /// The attribute keys LookupEvents accepts.
-const LOOKUP_KEYS: &[&str] = &["EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource", "AccessKeyId"];
+const LOOKUP_KEYS: &[&str] = &[
+    "EventId",
+    "EventName",
+    "ReadOnly",
+    "Username",
+    "ResourceType",
+    "ResourceName",
+    "EventSource",
+    "AccessKeyId",
+];
 
 /// Records scanned per page at most, so one call stays bounded.
 const SCAN_BUDGET: usize = 100_000;
@@ -37,11 +46,21 @@ struct Filter {
 
 impl Filter {
     fn matches(&self, r: &Value) -> bool {
-        let s = |p: &str| r.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let s = |p: &str| {
+            r.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         match self.attribute.as_str() {
             "EventId" => s("/eventID") == self.value,
             "EventName" => s("/eventName") == self.value,
-            "ReadOnly" => r.get("readOnly").and_then(Value::as_bool).map(|b| b.to_string()) == Some(self.value.clone()),
+            "ReadOnly" => {
+                r.get("readOnly")
+                    .and_then(Value::as_bool)
+                    .map(|b| b.to_string())
+                    == Some(self.value.clone())
+            }
             "Username" => username(r) == self.value,
             "ResourceType" => resources(r).iter().any(|(t, _)| *t == self.value),
             "ResourceName" => resources(r).iter().any(|(_, n)| *n == self.value),
@@ -70,7 +89,12 @@ fn resources(r: &Value) -> Vec<(String, String)> {
         .map(|list| {
             list.iter()
                 .map(|x| {
-                    let f = |k: &str| x.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+                    let f = |k: &str| {
+                        x.get(k)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
                     (f("type"), f("ARN"))
                 })
                 .collect()
@@ -78,35 +102,80 @@ fn resources(r: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn lookup_events(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
-    ctx.authorize(&["*".to_owned()])?;
-    let filter = match member(input, "LookupAttributes") {
+fn parse_filter(input: &Value) -> Result<Option<Filter>> {
+    Ok(match member(input, "LookupAttributes") {
         None => None,
         Some(Value::Array(list)) if list.is_empty() => None,
         Some(Value::Array(list)) if list.len() == 1 => {
             let a = list.first().cloned().unwrap_or_default();
-            let attribute = a.get("AttributeKey").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let value = a.get("AttributeValue").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let attribute = a
+                .get("AttributeKey")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let value = a
+                .get("AttributeValue")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             if !LOOKUP_KEYS.contains(&attribute.as_str()) {
-                return Err(invalid("InvalidLookupAttributesException", format!("`{attribute}` is not a lookup attribute key")));
+                return Err(invalid(
+                    "InvalidLookupAttributesException",
+                    format!("`{attribute}` is not a lookup attribute key"),
+                ));
             }
             if value.is_empty() || value.len() > 2000 {
-                return Err(invalid("InvalidLookupAttributesException", "AttributeValue must have 1 to 2000 characters"));
+                return Err(invalid(
+                    "InvalidLookupAttributesException",
+                    "AttributeValue must have 1 to 2000 characters",
+                ));
             }
             Some(Filter { attribute, value })
         }
-        Some(Value::Array(_)) => return Err(invalid("InvalidLookupAttributesException", "LookupAttributes may hold only one attribute")),
-        Some(_) => return Err(invalid("InvalidLookupAttributesException", "LookupAttributes must be a list")),
-    };
-    let start = member(input, "StartTime").map(|v| parse_timestamp(v).ok_or_else(|| invalid("InvalidTimeRangeException", "StartTime is not a timestamp"))).transpose()?;
-    let end = member(input, "EndTime").map(|v| parse_timestamp(v).ok_or_else(|| invalid("InvalidTimeRangeException", "EndTime is not a timestamp"))).transpose()?;
-    if let (Some(s), Some(e)) = (start, end)
-        && s > e {
-            return Err(invalid("InvalidTimeRangeException", "StartTime must not be after EndTime"));
+        Some(Value::Array(_)) => {
+            return Err(invalid(
+                "InvalidLookupAttributesException",
+                "LookupAttributes may hold only one attribute",
+            ));
         }
+        Some(_) => {
+            return Err(invalid(
+                "InvalidLookupAttributesException",
+                "LookupAttributes must be a list",
+            ));
+        }
+    })
+}
+
+fn lookup_events(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
+    ctx.authorize(&["*".to_owned()])?;
+    let filter = parse_filter(input)?;
+    let start = member(input, "StartTime")
+        .map(|v| {
+            parse_timestamp(v)
+                .ok_or_else(|| invalid("InvalidTimeRangeException", "StartTime is not a timestamp"))
+        })
+        .transpose()?;
+    let end = member(input, "EndTime")
+        .map(|v| {
+            parse_timestamp(v)
+                .ok_or_else(|| invalid("InvalidTimeRangeException", "EndTime is not a timestamp"))
+        })
+        .transpose()?;
+    if let (Some(s), Some(e)) = (start, end)
+        && s > e
+    {
+        return Err(invalid(
+            "InvalidTimeRangeException",
+            "StartTime must not be after EndTime",
+        ));
+    }
     let max = optional_i64(input, "MaxResults")?.unwrap_or(50);
     if !(1..=50).contains(&max) {
-        return Err(invalid("InvalidMaxResultsException", "MaxResults must be between 1 and 50"));
+        return Err(invalid(
+            "InvalidMaxResultsException",
+            "MaxResults must be between 1 and 50",
+        ));
     }
     let max = usize::try_from(max).unwrap_or(50);
     let before = match optional_str(input, "NextToken")? {
@@ -123,11 +192,17 @@ fn lookup_events(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let mut scanned = 0usize;
     let mut next_token = None;
     'scan: loop {
-        let rows = ctx.txn.scan_prefix_rev(&records_prefix(), cursor.as_ref(), 512)?;
+        let rows = ctx
+            .txn
+            .scan_prefix_rev(&records_prefix(), cursor.as_ref(), 512)?;
         if rows.is_empty() {
             break;
         }
         for (k, v) in rows {
+            if scanned >= SCAN_BUDGET {
+                next_token = k.last_u64().map(|s| format!("{:x}", s + 1));
+                break 'scan;
+            }
             scanned += 1;
             cursor = Some(k.clone());
             let record: Value = match v.get(2 * MAC_LEN..).map(serde_json::from_slice) {
@@ -135,10 +210,15 @@ fn lookup_events(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
                 _ => continue,
             };
             // An account sees the events recorded for it, as CloudTrail shows a trail per account.
-            if account.is_some() && record.get("recipientAccountId").and_then(Value::as_str) != account.as_deref() {
+            if account.is_some()
+                && record.get("recipientAccountId").and_then(Value::as_str) != account.as_deref()
+            {
                 continue;
             }
-            let time = record.get("eventTime").and_then(parse_timestamp).unwrap_or(0);
+            let time = record
+                .get("eventTime")
+                .and_then(parse_timestamp)
+                .unwrap_or(0);
             if end.is_some_and(|e| time > e) {
                 continue;
             }
@@ -153,10 +233,6 @@ fn lookup_events(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
                 break 'scan;
             }
             events.push(event_of(&record, time));
-            if scanned >= SCAN_BUDGET {
-                next_token = k.last_u64().map(|s| format!("{s:x}"));
-                break 'scan;
-            }
         }
     }
     let mut out = json!({"Events": events});

@@ -67,7 +67,12 @@ pub(crate) struct AuditKeys {
 
 impl std::fmt::Debug for AuditKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditKeys").field("public_key", &B64.encode(self.signing.public_key().as_ref())).finish_non_exhaustive()
+        f.debug_struct("AuditKeys")
+            .field(
+                "public_key",
+                &B64.encode(self.signing.public_key().as_ref()),
+            )
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,10 +104,17 @@ impl AuditKeys {
             Ok(s)
         })?;
         let corrupt = || Error::storage("the stored audit keys are corrupt");
-        let chain = provider.unwrap(&B64.decode(&stored.chain).map_err(|_| corrupt())?, KEYS_AAD)?;
-        let pkcs8 = provider.unwrap(&B64.decode(&stored.signing).map_err(|_| corrupt())?, KEYS_AAD)?;
+        let chain =
+            provider.unwrap(&B64.decode(&stored.chain).map_err(|_| corrupt())?, KEYS_AAD)?;
+        let pkcs8 = provider.unwrap(
+            &B64.decode(&stored.signing).map_err(|_| corrupt())?,
+            KEYS_AAD,
+        )?;
         let signing = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| corrupt())?;
-        Ok(AuditKeys { chain: hmac::Key::new(hmac::HMAC_SHA256, &chain), signing })
+        Ok(AuditKeys {
+            chain: hmac::Key::new(hmac::HMAC_SHA256, &chain),
+            signing,
+        })
     }
 
     fn mac(&self, seq: u64, prev: &[u8], json: &[u8]) -> hmac::Tag {
@@ -115,7 +127,10 @@ impl AuditKeys {
     }
 
     fn sign_checkpoint(&self, seq: u64, mac: &[u8]) -> Vec<u8> {
-        self.signing.sign(&checkpoint_message(seq, mac)).as_ref().to_vec()
+        self.signing
+            .sign(&checkpoint_message(seq, mac))
+            .as_ref()
+            .to_vec()
     }
 
     /// The Ed25519 public key that verifies checkpoints.
@@ -171,9 +186,16 @@ fn read_head(t: &mut Txn<'_>) -> Result<(u64, [u8; MAC_LEN])> {
     match t.get(&head_key())? {
         None => Ok((0, [0u8; MAC_LEN])),
         Some(v) => {
-            let (seq, mac) = v.split_at_checked(8).ok_or_else(|| Error::storage("audit head is corrupt"))?;
-            let seq = u64::from_be_bytes(seq.try_into().map_err(|_| Error::storage("audit head is corrupt"))?);
-            let mac: [u8; MAC_LEN] = mac.try_into().map_err(|_| Error::storage("audit head is corrupt"))?;
+            let (seq, mac) = v
+                .split_at_checked(8)
+                .ok_or_else(|| Error::storage("audit head is corrupt"))?;
+            let seq = u64::from_be_bytes(
+                seq.try_into()
+                    .map_err(|_| Error::storage("audit head is corrupt"))?,
+            );
+            let mac: [u8; MAC_LEN] = mac
+                .try_into()
+                .map_err(|_| Error::storage("audit head is corrupt"))?;
             Ok((seq, mac))
         }
     }
@@ -185,9 +207,16 @@ pub(crate) fn append(t: &mut Txn<'_>, keep: &KeepInner, record: &Value) -> Resul
 }
 
 fn append_with(t: &mut Txn<'_>, keys: &AuditKeys, now: i64, record: &Value) -> Result<u64> {
-    let json = serde_json::to_vec(record).map_err(|e| Error::internal(format!("audit record: {e}")))?;
+    let json =
+        serde_json::to_vec(record).map_err(|e| Error::internal(format!("audit record: {e}")))?;
     let (last, prev) = read_head(t)?;
     let seq = last + 1;
+    if t.get(&record_key(seq))?.is_some() {
+        // The head was removed or rolled back: appending would overwrite the log.
+        return Err(Error::storage(
+            "the audit log head does not match the log; refusing to overwrite records",
+        ));
+    }
     let mac = keys.mac(seq, &prev, &json);
     let mut value = Vec::with_capacity(2 * MAC_LEN + json.len());
     value.extend_from_slice(mac.as_ref());
@@ -203,7 +232,13 @@ fn append_with(t: &mut Txn<'_>, keys: &AuditKeys, now: i64, record: &Value) -> R
     Ok(seq)
 }
 
-fn write_checkpoint(t: &mut Txn<'_>, keys: &AuditKeys, now: i64, seq: u64, mac: &[u8]) -> Result<()> {
+fn write_checkpoint(
+    t: &mut Txn<'_>,
+    keys: &AuditKeys,
+    now: i64,
+    seq: u64,
+    mac: &[u8],
+) -> Result<()> {
     let cp = Checkpoint {
         seq,
         mac: crate::id::hex(mac),
@@ -239,7 +274,10 @@ pub(crate) fn api_call_record(
     result: std::result::Result<&Value, &Error>,
     resources: &[(String, String)],
 ) -> Value {
-    let account = req.principal.account().map(std::string::ToString::to_string);
+    let account = req
+        .principal
+        .account()
+        .map(std::string::ToString::to_string);
     let mut record = json!({
         "eventVersion": EVENT_VERSION,
         "userIdentity": req.principal.user_identity(),
@@ -272,9 +310,10 @@ pub(crate) fn api_call_record(
         obj.insert("errorMessage".into(), json!(e.message()));
     }
     if let Some(obj) = record.as_object_mut()
-        && !req.secure_transport {
-            obj.remove("tlsDetails");
-        }
+        && !req.secure_transport
+    {
+        obj.remove("tlsDetails");
+    }
     record
 }
 
@@ -337,12 +376,24 @@ impl AuditLog {
         let now = inner.clock.now_millis();
         let mut prepared = Vec::with_capacity(events.len());
         for e in events {
-            let mut obj = e.as_object().cloned().ok_or_else(|| Error::invalid("an audit event must be a JSON object"))?;
-            obj.entry("eventVersion").or_insert_with(|| json!(EVENT_VERSION));
-            obj.entry("eventTime").or_insert_with(|| json!(crate::clock::iso8601(now)));
-            obj.entry("eventID").or_insert_with(|| json!(crate::id::uuid_v4()));
-            obj.entry("eventType").or_insert_with(|| json!("AwsServiceEvent"));
-            prepared.push(Value::Object(redact(&Value::Object(obj), &[]).as_object().cloned().unwrap_or_default()));
+            let mut obj = e
+                .as_object()
+                .cloned()
+                .ok_or_else(|| Error::invalid("an audit event must be a JSON object"))?;
+            obj.entry("eventVersion")
+                .or_insert_with(|| json!(EVENT_VERSION));
+            obj.entry("eventTime")
+                .or_insert_with(|| json!(crate::clock::iso8601(now)));
+            obj.entry("eventID")
+                .or_insert_with(|| json!(crate::id::uuid_v4()));
+            obj.entry("eventType")
+                .or_insert_with(|| json!("AwsServiceEvent"));
+            prepared.push(Value::Object(
+                redact(&Value::Object(obj), &[])
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ));
         }
         inner.meta.txn(|t| {
             let mut last = 0;
@@ -364,11 +415,17 @@ impl AuditLog {
         let mut after: Option<Key> = None;
         let mut n = 0u64;
         loop {
-            let rows = inner.meta.read(|t| t.scan_prefix(&records_prefix(), after.as_ref(), 1024))?;
-            let Some((last_key, _)) = rows.last() else { break };
+            let rows = inner
+                .meta
+                .read(|t| t.scan_prefix(&records_prefix(), after.as_ref(), 1024))?;
+            let Some((last_key, _)) = rows.last() else {
+                break;
+            };
             after = Some(last_key.clone());
             for (k, v) in rows {
-                let json = v.get(2 * MAC_LEN..).ok_or_else(|| Error::storage("audit record is corrupt"))?;
+                let json = v
+                    .get(2 * MAC_LEN..)
+                    .ok_or_else(|| Error::storage("audit record is corrupt"))?;
                 let mut record: Value = serde_json::from_slice(json)?;
                 if let Some(obj) = record.as_object_mut() {
                     obj.insert("codekeep".into(), json!({"seq": k.last_u64(), "mac": crate::id::hex(v.get(..MAC_LEN).unwrap_or_default())}));
@@ -378,13 +435,18 @@ impl AuditLog {
                 n += 1;
             }
         }
-        let checkpoints = inner.meta.read(|t| t.scan_prefix(&checkpoints_prefix(), None, usize::MAX))?;
+        let checkpoints = inner
+            .meta
+            .read(|t| t.scan_prefix(&checkpoints_prefix(), None, usize::MAX))?;
         for (_, v) in checkpoints {
             let cp: Checkpoint = serde_json::from_slice(&v)?;
             serde_json::to_writer(&mut *out, &json!({"checkpoint": cp}))?;
             out.write_all(b"\n")?;
         }
-        serde_json::to_writer(&mut *out, &json!({"checkpointPublicKey": B64.encode(inner.audit.public_key())}))?;
+        serde_json::to_writer(
+            &mut *out,
+            &json!({"checkpointPublicKey": B64.encode(inner.audit.public_key())}),
+        )?;
         out.write_all(b"\n")?;
         Ok(n)
     }
@@ -399,9 +461,16 @@ impl AuditLog {
     /// # Errors
     /// `Storage`.
     pub fn recent(&self, limit: usize) -> Result<Vec<Value>> {
-        let rows = self.keep.inner().meta.read(|t| t.scan_prefix_rev(&records_prefix(), None, limit))?;
+        let rows = self
+            .keep
+            .inner()
+            .meta
+            .read(|t| t.scan_prefix_rev(&records_prefix(), None, limit))?;
         rows.into_iter()
-            .map(|(_, v)| serde_json::from_slice(v.get(2 * MAC_LEN..).unwrap_or_default()).map_err(Error::from))
+            .map(|(_, v)| {
+                serde_json::from_slice(v.get(2 * MAC_LEN..).unwrap_or_default())
+                    .map_err(Error::from)
+            })
             .collect()
     }
 }

@@ -8,7 +8,10 @@ use ring::signature::{ED25519, UnparsedPublicKey};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use super::{AuditKeys, Checkpoint, MAC_LEN, checkpoint_message, checkpoints_prefix, head_key, read_head, records_prefix};
+use super::{
+    AuditKeys, Checkpoint, MAC_LEN, checkpoint_message, checkpoints_prefix, head_key, read_head,
+    records_prefix,
+};
 use crate::error::{Error, Result};
 use crate::store::{Key, Meta};
 
@@ -46,80 +49,149 @@ pub struct InvalidRecord {
 }
 
 pub(super) fn verify(meta: &Meta, keys: &AuditKeys) -> Result<AuditReport> {
-    let public = UnparsedPublicKey::new(&ED25519, keys.public_key().to_vec());
     let checkpoints: BTreeMap<u64, Checkpoint> = meta
         .read(|t| t.scan_prefix(&checkpoints_prefix(), None, usize::MAX))?
         .into_iter()
         .map(|(k, v)| Ok((k.last_u64().unwrap_or(0), serde_json::from_slice(&v)?)))
         .collect::<Result<_>>()?;
     let head = meta.read(|t| {
-        if t.get(&head_key())?.is_some() { read_head(t).map(|(seq, _)| seq) } else { Ok(0) }
-    })?;
-
-    let mut report = AuditReport {
-        valid: true,
-        records_checked: 0,
-        checkpoints_checked: 0,
-        first_invalid: None,
-        records_after_last_checkpoint: 0,
-        truncated: false,
-    };
-    let fail = |report: &mut AuditReport, seq: u64, problem: String| {
-        if report.first_invalid.is_none() {
-            report.first_invalid = Some(InvalidRecord { seq, problem });
+        if t.get(&head_key())?.is_some() {
+            read_head(t).map(Some)
+        } else {
+            Ok(None)
         }
-        report.valid = false;
+    })?;
+    let mut walk = Walk {
+        keys,
+        public: UnparsedPublicKey::new(&ED25519, keys.public_key().to_vec()),
+        checkpoints: &checkpoints,
+        report: AuditReport {
+            valid: true,
+            records_checked: 0,
+            checkpoints_checked: 0,
+            first_invalid: None,
+            records_after_last_checkpoint: 0,
+            truncated: false,
+        },
+        expected: 1,
+        prev: [0u8; MAC_LEN],
+        last_good_checkpoint: 0,
     };
-
-    let mut expected = 1u64;
-    let mut prev = [0u8; MAC_LEN];
     let mut after: Option<Key> = None;
-    let mut last_good_checkpoint = 0u64;
     loop {
         let rows = meta.read(|t| t.scan_prefix(&records_prefix(), after.as_ref(), BATCH))?;
-        let Some((last_key, _)) = rows.last() else { break };
+        let Some((last_key, _)) = rows.last() else {
+            break;
+        };
         after = Some(last_key.clone());
         for (key, value) in rows {
-            report.records_checked += 1;
-            let seq = key.last_u64().ok_or_else(|| Error::storage("audit record key is corrupt"))?;
-            if seq != expected {
-                fail(&mut report, expected, format!("record {expected} is missing: records {expected} to {} were deleted", seq - 1));
-                expected = seq;
-            }
-            let (Some(stored), Some(stored_prev), Some(json)) =
-                (value.get(..MAC_LEN), value.get(MAC_LEN..2 * MAC_LEN), value.get(2 * MAC_LEN..))
-            else {
-                fail(&mut report, seq, format!("record {seq} is truncated"));
-                expected += 1;
-                continue;
-            };
-            let mac = keys.mac(seq, stored_prev, json);
-            if !bool::from(mac.as_ref().ct_eq(stored)) {
-                fail(&mut report, seq, format!("record {seq} was modified, or moved from another position"));
-            } else if !bool::from(stored_prev.ct_eq(&prev)) {
-                fail(&mut report, seq, format!("record {seq} does not follow record {}: a record before it was inserted, deleted or reordered", seq - 1));
-            }
-            if let Some(cp) = checkpoints.get(&seq) {
-                report.checkpoints_checked += 1;
-                let sig_ok = B64
-                    .decode(&cp.signature)
-                    .is_ok_and(|sig| public.verify(&checkpoint_message(seq, stored), &sig).is_ok());
-                if !sig_ok || cp.mac != crate::id::hex(stored) {
-                    fail(&mut report, seq, format!("the signed checkpoint at record {seq} does not match the log (records after {last_good_checkpoint} were rewritten)"));
-                } else if report.valid {
-                    last_good_checkpoint = seq;
-                }
-            }
-            prev.copy_from_slice(stored);
-            expected = seq + 1;
+            walk.record(&key, &value)?;
         }
     }
-    let last = expected - 1;
-    let vouched = head.max(checkpoints.keys().next_back().copied().unwrap_or(0));
+    let last = walk.expected.saturating_sub(1);
+    let (head_seq, head_mac) = head.unwrap_or((0, [0u8; MAC_LEN]));
+    let vouched = head_seq.max(checkpoints.keys().next_back().copied().unwrap_or(0));
     if vouched > last {
-        report.truncated = true;
-        fail(&mut report, last + 1, format!("records {} to {vouched} were removed from the end of the log", last + 1));
+        walk.report.truncated = true;
+        walk.fail(
+            last + 1,
+            format!(
+                "records {} to {vouched} were removed from the end of the log",
+                last + 1
+            ),
+        );
+    } else if head_seq == last && last > 0 && !bool::from(head_mac.ct_eq(&walk.prev)) {
+        walk.fail(last, format!("the log head does not match record {last}"));
     }
-    report.records_after_last_checkpoint = last.saturating_sub(checkpoints.keys().copied().filter(|s| *s <= last).max().unwrap_or(0));
-    Ok(report)
+    let covered = checkpoints
+        .keys()
+        .copied()
+        .filter(|s| *s <= last)
+        .max()
+        .unwrap_or(0);
+    walk.report.records_after_last_checkpoint = last.saturating_sub(covered);
+    Ok(walk.report)
+}
+
+/// The state of one verification walk over the log.
+struct Walk<'a> {
+    keys: &'a AuditKeys,
+    public: UnparsedPublicKey<Vec<u8>>,
+    checkpoints: &'a BTreeMap<u64, Checkpoint>,
+    report: AuditReport,
+    expected: u64,
+    prev: [u8; MAC_LEN],
+    last_good_checkpoint: u64,
+}
+
+impl Walk<'_> {
+    fn fail(&mut self, seq: u64, problem: String) {
+        if self.report.first_invalid.is_none() {
+            self.report.first_invalid = Some(InvalidRecord { seq, problem });
+        }
+        self.report.valid = false;
+    }
+
+    fn record(&mut self, key: &Key, value: &[u8]) -> Result<()> {
+        self.report.records_checked += 1;
+        let seq = key
+            .last_u64()
+            .ok_or_else(|| Error::storage("audit record key is corrupt"))?;
+        let expected = self.expected;
+        if seq > expected {
+            self.fail(
+                expected,
+                format!(
+                    "record {expected} is missing: records {expected} to {} were deleted",
+                    seq - 1
+                ),
+            );
+        } else if seq < expected {
+            self.fail(
+                seq,
+                format!("record {seq} is out of place: a record was inserted"),
+            );
+            return Ok(());
+        }
+        self.expected = seq + 1;
+        let (Some(stored), Some(stored_prev), Some(json)) = (
+            value.get(..MAC_LEN),
+            value.get(MAC_LEN..2 * MAC_LEN),
+            value.get(2 * MAC_LEN..),
+        ) else {
+            self.fail(seq, format!("record {seq} is truncated"));
+            return Ok(());
+        };
+        let mac = self.keys.mac(seq, stored_prev, json);
+        if !bool::from(mac.as_ref().ct_eq(stored)) {
+            self.fail(
+                seq,
+                format!("record {seq} was modified, or moved from another position"),
+            );
+        } else if !bool::from(stored_prev.ct_eq(&self.prev)) {
+            self.fail(
+                seq,
+                format!(
+                    "record {seq} does not follow record {}: a record before it was inserted, deleted or reordered",
+                    seq.saturating_sub(1)
+                ),
+            );
+        }
+        if let Some(cp) = self.checkpoints.get(&seq) {
+            self.report.checkpoints_checked += 1;
+            let signed = B64.decode(&cp.signature).is_ok_and(|sig| {
+                self.public
+                    .verify(&checkpoint_message(seq, stored), &sig)
+                    .is_ok()
+            });
+            if !signed || cp.mac != crate::id::hex(stored) {
+                let since = self.last_good_checkpoint;
+                self.fail(seq, format!("the signed checkpoint at record {seq} does not match the log (records after {since} were rewritten)"));
+            } else if self.report.valid {
+                self.last_good_checkpoint = seq;
+            }
+        }
+        self.prev.copy_from_slice(stored);
+        Ok(())
+    }
 }

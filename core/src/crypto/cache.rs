@@ -25,14 +25,20 @@ struct Entry {
 
 impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entry").field("inserted", &self.inserted).finish_non_exhaustive()
+        f.debug_struct("Entry")
+            .field("inserted", &self.inserted)
+            .finish_non_exhaustive()
     }
 }
 
 impl KeyCache {
     /// A cache holding at most `capacity` entries for at most `ttl_millis` each.
     pub fn new(capacity: usize, ttl_millis: i64) -> Self {
-        KeyCache { inner: Mutex::new(HashMap::new()), capacity: capacity.max(1), ttl_millis }
+        KeyCache {
+            inner: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+            ttl_millis,
+        }
     }
 
     /// The material cached under `id`, if present and fresh at `now`.
@@ -55,22 +61,37 @@ impl KeyCache {
         let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         map.retain(|_, e| now.saturating_sub(e.inserted) < self.ttl_millis);
         if map.len() >= self.capacity && !map.contains_key(id) {
-            let oldest = map.iter().min_by_key(|(_, e)| e.inserted).map(|(k, _)| k.clone());
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, e)| e.inserted)
+                .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 map.remove(&k);
             }
         }
-        map.insert(id.to_owned(), Entry { material, inserted: now });
+        map.insert(
+            id.to_owned(),
+            Entry {
+                material,
+                inserted: now,
+            },
+        );
     }
 
     /// Drops every entry whose id starts with `prefix` (a key that was disabled or deleted).
     pub fn evict_prefix(&self, prefix: &str) {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).retain(|k, _| !k.starts_with(prefix));
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|k, _| !k.starts_with(prefix));
     }
 
     /// Number of cached entries.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// True when nothing is cached.

@@ -153,7 +153,9 @@ impl EnvelopeHeader {
     /// # Errors
     /// As [`EnvelopeHeader::read_from`].
     pub fn read_at(src: &dyn RangeSource) -> Result<Self> {
-        let fixed = src.read_at(0, FIXED_PREFIX_LEN as u64).map_err(|_| Error::decrypt())?;
+        let fixed = src
+            .read_at(0, FIXED_PREFIX_LEN as u64)
+            .map_err(|_| Error::decrypt())?;
         let key_ref_len = parse_fixed(&fixed)?.1;
         let rest_len = key_ref_len + SALT_LEN + NONCE_PREFIX_LEN + COMMITMENT_LEN;
         let rest = src
@@ -164,10 +166,13 @@ impl EnvelopeHeader {
 
     fn from_parts(fixed: &[u8], rest: &[u8]) -> Result<Self> {
         let (segment_size, key_ref_len) = parse_fixed(fixed)?;
-        let (key_ref, rest) = rest.split_at_checked(key_ref_len).ok_or_else(Error::decrypt)?;
+        let (key_ref, rest) = rest
+            .split_at_checked(key_ref_len)
+            .ok_or_else(Error::decrypt)?;
         let (salt, rest) = rest.split_at_checked(SALT_LEN).ok_or_else(Error::decrypt)?;
-        let (prefix, commitment) =
-            rest.split_at_checked(NONCE_PREFIX_LEN).ok_or_else(Error::decrypt)?;
+        let (prefix, commitment) = rest
+            .split_at_checked(NONCE_PREFIX_LEN)
+            .ok_or_else(Error::decrypt)?;
         Ok(EnvelopeHeader {
             segment_size,
             key_ref: key_ref.to_vec(),
@@ -185,10 +190,16 @@ fn parse_fixed(fixed: &[u8]) -> Result<(u32, usize)> {
         return Err(Error::decrypt());
     }
     let seg = u32::from_be_bytes(
-        fixed.get(5..9).and_then(|b| b.try_into().ok()).ok_or_else(Error::decrypt)?,
+        fixed
+            .get(5..9)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(Error::decrypt)?,
     );
     let key_ref_len = usize::from(u16::from_be_bytes(
-        fixed.get(9..11).and_then(|b| b.try_into().ok()).ok_or_else(Error::decrypt)?,
+        fixed
+            .get(9..11)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(Error::decrypt)?,
     ));
     if !(MIN_SEGMENT..=MAX_SEGMENT).contains(&seg) || key_ref_len > MAX_KEY_REF_LEN {
         return Err(Error::decrypt());
@@ -205,7 +216,9 @@ struct SegmentKeys {
 
 impl std::fmt::Debug for SegmentKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SegmentKeys").field("segment_size", &self.segment_size).finish_non_exhaustive()
+        f.debug_struct("SegmentKeys")
+            .field("segment_size", &self.segment_size)
+            .finish_non_exhaustive()
     }
 }
 
@@ -228,15 +241,22 @@ fn derive(
     let mut info = Vec::with_capacity(64 + header.key_ref.len());
     info.extend_from_slice(INFO_LABEL);
     info.extend_from_slice(&header.segment_size.to_be_bytes());
-    info.extend_from_slice(&u16::try_from(header.key_ref.len()).unwrap_or(u16::MAX).to_be_bytes());
+    info.extend_from_slice(
+        &u16::try_from(header.key_ref.len())
+            .unwrap_or(u16::MAX)
+            .to_be_bytes(),
+    );
     info.extend_from_slice(&header.key_ref);
     info.extend_from_slice(&header.nonce_prefix);
     info.extend_from_slice(&context.canonical_bytes());
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &header.salt).extract(data_key);
     let info_parts = [info.as_slice()];
-    let okm = prk.expand(&info_parts, OkmLen(64)).map_err(|_| Error::internal("hkdf expand"))?;
+    let okm = prk
+        .expand(&info_parts, OkmLen(64))
+        .map_err(|_| Error::internal("hkdf expand"))?;
     let mut out = Zeroizing::new([0u8; 64]);
-    okm.fill(out.as_mut_slice()).map_err(|_| Error::internal("hkdf fill"))?;
+    okm.fill(out.as_mut_slice())
+        .map_err(|_| Error::internal("hkdf fill"))?;
     let (aes, commit) = out.split_at(32);
     let key = LessSafeKey::new(
         UnboundKey::new(&AES_256_GCM, aes).map_err(|_| Error::internal("aes key setup"))?,
@@ -245,7 +265,14 @@ fn derive(
     commitment.copy_from_slice(commit);
     let segment_size =
         usize::try_from(header.segment_size).map_err(|_| Error::internal("segment size"))?;
-    Ok((SegmentKeys { key, nonce_prefix: header.nonce_prefix, segment_size }, commitment))
+    Ok((
+        SegmentKeys {
+            key,
+            nonce_prefix: header.nonce_prefix,
+            segment_size,
+        },
+        commitment,
+    ))
 }
 
 impl SegmentKeys {
@@ -305,7 +332,12 @@ impl<W: Write> SealWriter<W> {
     /// # Errors
     /// `InvalidArgument` for a data key that is not 32 bytes or a key reference over
     /// [`MAX_KEY_REF_LEN`] bytes.
-    pub fn new(out: W, data_key: &[u8], key_ref: &[u8], context: &EncryptionContext) -> Result<Self> {
+    pub fn new(
+        out: W,
+        data_key: &[u8],
+        key_ref: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Self> {
         Self::with_segment_size(out, data_key, key_ref, context, SEGMENT_SIZE)
     }
 
@@ -416,7 +448,9 @@ impl RangeSource for &[u8] {
     fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
         let start = usize::try_from(offset).map_err(|_| Error::decrypt())?;
         let end = start.checked_add(usize::try_from(len).map_err(|_| Error::decrypt())?);
-        end.and_then(|e| self.get(start..e)).map(<[u8]>::to_vec).ok_or_else(Error::decrypt)
+        end.and_then(|e| self.get(start..e))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(Error::decrypt)
     }
 }
 
@@ -436,7 +470,8 @@ impl RangeSource for File {
     }
 
     fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; usize::try_from(len).map_err(|_| Error::invalid("range too large"))?];
+        let mut buf =
+            vec![0u8; usize::try_from(len).map_err(|_| Error::invalid("range too large"))?];
         self.read_exact_at(&mut buf, offset)?;
         Ok(buf)
     }
@@ -456,12 +491,20 @@ impl EnvelopeOpener {
     /// # Errors
     /// `InvalidCiphertextException` when the data key or the context is not the one the
     /// envelope was sealed with, or the header was altered.
-    pub fn new(header: &EnvelopeHeader, data_key: &[u8], context: &EncryptionContext) -> Result<Self> {
+    pub fn new(
+        header: &EnvelopeHeader,
+        data_key: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Self> {
         let (keys, commitment) = derive(data_key, header, context).map_err(|_| Error::decrypt())?;
         if !bool::from(commitment.as_slice().ct_eq(&header.commitment)) {
             return Err(Error::decrypt());
         }
-        Ok(EnvelopeOpener { keys, header_len: header.encoded_len() as u64, tail_verified: std::sync::atomic::AtomicBool::new(false) })
+        Ok(EnvelopeOpener {
+            keys,
+            header_len: header.encoded_len() as u64,
+            tail_verified: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// The plaintext length of an envelope whose total ciphertext length is `total`.
@@ -476,19 +519,24 @@ impl EnvelopeOpener {
     fn layout(&self, total: u64) -> Result<Layout> {
         let seg = self.keys.segment_size as u64;
         let sealed_seg = seg + TAG_LEN as u64;
-        let body = total.checked_sub(self.header_len).ok_or_else(Error::decrypt)?;
+        let body = total
+            .checked_sub(self.header_len)
+            .ok_or_else(Error::decrypt)?;
         if body < TAG_LEN as u64 {
             return Err(Error::decrypt());
         }
         let segments = body.div_ceil(sealed_seg);
         let last_sealed = body - (segments - 1) * sealed_seg;
         // Only an empty plaintext has an empty last segment.
-        if last_sealed == TAG_LEN as u64 && segments > 1 {
+        if last_sealed < TAG_LEN as u64 || (last_sealed == TAG_LEN as u64 && segments > 1) {
             return Err(Error::decrypt());
         }
         let plaintext_len = body - segments * TAG_LEN as u64;
         let last_index = u32::try_from(segments - 1).map_err(|_| Error::decrypt())?;
-        Ok(Layout { last_index, plaintext_len })
+        Ok(Layout {
+            last_index,
+            plaintext_len,
+        })
     }
 
     /// Decrypts `len` plaintext bytes starting at plaintext offset `offset`, reading only the
@@ -502,10 +550,12 @@ impl EnvelopeOpener {
         let end = offset
             .checked_add(len)
             .filter(|e| *e <= layout.plaintext_len)
-            .ok_or_else(|| Error::invalid(format!(
-                "range {offset}+{len} runs past the end of the plaintext ({} bytes)",
-                layout.plaintext_len
-            )))?;
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "range {offset}+{len} runs past the end of the plaintext ({} bytes)",
+                    layout.plaintext_len
+                ))
+            })?;
         if len == 0 {
             return Ok(Vec::new());
         }
@@ -536,14 +586,21 @@ impl EnvelopeOpener {
     /// Authenticates the final segment once per opener, so an envelope with bytes appended or
     /// removed at the end is refused even by a range read that does not cover the end.
     fn verify_tail(&self, src: &dyn RangeSource, layout: &Layout) -> Result<()> {
-        if self.tail_verified.load(std::sync::atomic::Ordering::Relaxed) {
+        if self
+            .tail_verified
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             return Ok(());
         }
         let sealed_seg = self.keys.segment_size as u64 + TAG_LEN as u64;
         let start = self.header_len + u64::from(layout.last_index) * sealed_seg;
-        let mut tail = src.read_at(start, src.len()?.checked_sub(start).ok_or_else(Error::decrypt)?)?;
+        let mut tail = src.read_at(
+            start,
+            src.len()?.checked_sub(start).ok_or_else(Error::decrypt)?,
+        )?;
         self.keys.open(layout.last_index, true, &mut tail)?;
-        self.tail_verified.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.tail_verified
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -587,7 +644,9 @@ pub struct OpenReader<R: Read> {
 
 impl<R: Read> std::fmt::Debug for OpenReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenReader").field("segment", &self.index).finish_non_exhaustive()
+        f.debug_struct("OpenReader")
+            .field("segment", &self.index)
+            .finish_non_exhaustive()
     }
 }
 
@@ -666,7 +725,9 @@ impl<R: Read> Read for OpenReader<R> {
         }
         let avail = self.cur.get(self.out_pos..self.out_len).unwrap_or_default();
         let n = avail.len().min(buf.len());
-        buf.get_mut(..n).unwrap_or_default().copy_from_slice(avail.get(..n).unwrap_or_default());
+        buf.get_mut(..n)
+            .unwrap_or_default()
+            .copy_from_slice(avail.get(..n).unwrap_or_default());
         self.out_pos += n;
         Ok(n)
     }
@@ -680,11 +741,15 @@ pub(crate) fn to_io(e: Error) -> io::Error {
 
 /// Recovers a codekeep error carried by [`to_io`]; other I/O errors become `Io`.
 pub(crate) fn from_io(e: io::Error) -> Error {
-    if e.get_ref().and_then(|i| i.downcast_ref::<Error>()).is_some() {
+    if e.get_ref()
+        .and_then(|i| i.downcast_ref::<Error>())
+        .is_some()
+    {
         if let Some(inner) = e.into_inner()
-            && let Ok(err) = inner.downcast::<Error>() {
-                return *err;
-            }
+            && let Ok(err) = inner.downcast::<Error>()
+        {
+            return *err;
+        }
         return Error::decrypt();
     }
     Error::from(e)
@@ -700,7 +765,12 @@ pub fn seal_bytes(
     context: &EncryptionContext,
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
-    let mut w = SealWriter::new(Vec::with_capacity(plaintext.len() + 256), data_key, key_ref, context)?;
+    let mut w = SealWriter::new(
+        Vec::with_capacity(plaintext.len() + 256),
+        data_key,
+        key_ref,
+        context,
+    )?;
     w.write_all(plaintext)?;
     w.finish()
 }
@@ -712,7 +782,9 @@ pub fn seal_bytes(
 pub fn open_bytes(data_key: &[u8], context: &EncryptionContext, sealed: &[u8]) -> Result<Vec<u8>> {
     let mut src = sealed;
     let header = EnvelopeHeader::read_from(&mut src)?;
-    EnvelopeOpener::new(&header, data_key, context)?.reader(src).read_all()
+    EnvelopeOpener::new(&header, data_key, context)?
+        .reader(src)
+        .read_all()
 }
 
 #[cfg(test)]
@@ -728,7 +800,8 @@ mod tests {
     }
 
     fn seal_small(plain: &[u8]) -> Vec<u8> {
-        let mut w = SealWriter::with_segment_size(Vec::new(), &KEY, b"ref", &ctx(), MIN_SEGMENT).unwrap();
+        let mut w =
+            SealWriter::with_segment_size(Vec::new(), &KEY, b"ref", &ctx(), MIN_SEGMENT).unwrap();
         w.write_all(plain).unwrap();
         w.finish().unwrap()
     }
@@ -757,7 +830,10 @@ mod tests {
     fn wrong_context_or_key_fails() {
         let sealed = seal_small(b"secret");
         let other = EncryptionContext::new().with("aws:codecommit:id", "repo-2");
-        assert_eq!(open_small(&sealed, &other).unwrap_err().code(), "InvalidCiphertextException");
+        assert_eq!(
+            open_small(&sealed, &other).unwrap_err().code(),
+            "InvalidCiphertextException"
+        );
         assert!(open_bytes(&[8u8; 32], &ctx(), &sealed).is_err());
     }
 
@@ -782,7 +858,8 @@ mod tests {
         swapped[a..b].copy_from_slice(&seg1);
         swapped[b..b + sealed_seg].copy_from_slice(&seg0);
         assert!(open_small(&swapped, &ctx()).is_err());
-        let opener = EnvelopeOpener::new(&EnvelopeHeader::read_at(&swapped).unwrap(), &KEY, &ctx()).unwrap();
+        let opener =
+            EnvelopeOpener::new(&EnvelopeHeader::read_at(&swapped).unwrap(), &KEY, &ctx()).unwrap();
         assert!(opener.read_range(&swapped, 0, 10).is_err());
     }
 

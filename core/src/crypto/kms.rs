@@ -19,10 +19,12 @@ use serde_json::{Value, json};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::envelope::EncryptionContext;
-use crate::api::{OpCtx, Operation, member, optional_bool, optional_i64, optional_str, required_str};
+use crate::api::{
+    OpCtx, Operation, member, optional_bool, optional_i64, optional_str, required_str,
+};
 use crate::clock::epoch_seconds;
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::Key;
+use crate::store::{Key, Txn};
 
 const DAY_MS: i64 = 86_400_000;
 const BLOB_VERSION: u8 = 1;
@@ -63,19 +65,59 @@ pub(crate) static KMS_OPERATIONS: &[Operation] = &[
     kms_op!("EnableKey", enable_key, read_only = false),
     kms_op!("DisableKey", disable_key, read_only = false),
     kms_op!("EnableKeyRotation", enable_key_rotation, read_only = false),
-    kms_op!("DisableKeyRotation", disable_key_rotation, read_only = false),
-    kms_op!("GetKeyRotationStatus", get_key_rotation_status, read_only = true),
+    kms_op!(
+        "DisableKeyRotation",
+        disable_key_rotation,
+        read_only = false
+    ),
+    kms_op!(
+        "GetKeyRotationStatus",
+        get_key_rotation_status,
+        read_only = true
+    ),
     kms_op!("RotateKeyOnDemand", rotate_key_on_demand, read_only = false),
     kms_op!("ListKeyRotations", list_key_rotations, read_only = true),
-    kms_op!("ScheduleKeyDeletion", schedule_key_deletion, read_only = false),
+    kms_op!(
+        "ScheduleKeyDeletion",
+        schedule_key_deletion,
+        read_only = false
+    ),
     kms_op!("CancelKeyDeletion", cancel_key_deletion, read_only = false),
-    kms_op!("GenerateDataKey", generate_data_key, read_only = true,
-        blobs = &["CiphertextBlob", "Plaintext"], secrets = CRYPTO_SECRETS),
-    kms_op!("GenerateDataKeyWithoutPlaintext", generate_data_key_without_plaintext, read_only = true,
-        blobs = &["CiphertextBlob"], secrets = CRYPTO_SECRETS),
-    kms_op!("Encrypt", encrypt, read_only = true, blobs = &["CiphertextBlob"], secrets = CRYPTO_SECRETS),
-    kms_op!("Decrypt", decrypt, read_only = true, blobs = &["Plaintext"], secrets = CRYPTO_SECRETS),
-    kms_op!("ReEncrypt", re_encrypt, read_only = true, blobs = &["CiphertextBlob"], secrets = CRYPTO_SECRETS),
+    kms_op!(
+        "GenerateDataKey",
+        generate_data_key,
+        read_only = true,
+        blobs = &["CiphertextBlob", "Plaintext"],
+        secrets = CRYPTO_SECRETS
+    ),
+    kms_op!(
+        "GenerateDataKeyWithoutPlaintext",
+        generate_data_key_without_plaintext,
+        read_only = true,
+        blobs = &["CiphertextBlob"],
+        secrets = CRYPTO_SECRETS
+    ),
+    kms_op!(
+        "Encrypt",
+        encrypt,
+        read_only = true,
+        blobs = &["CiphertextBlob"],
+        secrets = CRYPTO_SECRETS
+    ),
+    kms_op!(
+        "Decrypt",
+        decrypt,
+        read_only = true,
+        blobs = &["Plaintext"],
+        secrets = CRYPTO_SECRETS
+    ),
+    kms_op!(
+        "ReEncrypt",
+        re_encrypt,
+        read_only = true,
+        blobs = &["CiphertextBlob"],
+        secrets = CRYPTO_SECRETS
+    ),
     kms_op!("PutKeyPolicy", put_key_policy, read_only = false),
     kms_op!("GetKeyPolicy", get_key_policy, read_only = true),
     kms_op!("TagResource", tag_resource, read_only = false),
@@ -131,7 +173,9 @@ struct KeyVersion {
 
 impl std::fmt::Debug for KeyVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyVersion").field("version", &self.version).finish_non_exhaustive()
+        f.debug_struct("KeyVersion")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -160,7 +204,11 @@ fn aliases_prefix(account: &str) -> Key {
 }
 
 fn not_found(what: &str) -> Error {
-    Error::aws(ErrorKind::NotFound, "NotFoundException", format!("{what} is not found."))
+    Error::aws(
+        ErrorKind::NotFound,
+        "NotFoundException",
+        format!("{what} is not found."),
+    )
 }
 
 fn validation(msg: impl Into<String>) -> Error {
@@ -214,27 +262,39 @@ impl KeyRecord {
     }
 
     fn current_version(&self) -> Result<&KeyVersion> {
-        self.versions.last().ok_or_else(|| Error::internal("a KMS key has no key material"))
+        self.versions
+            .last()
+            .ok_or_else(|| Error::internal("a KMS key has no key material"))
     }
 
     /// Refuses cryptographic use unless the key is enabled, with AWS's codes.
     fn check_usable(&self) -> Result<()> {
         match self.state {
             KeyState::Enabled => Ok(()),
-            KeyState::Disabled => {
-                Err(Error::aws(ErrorKind::Disabled, "DisabledException", format!("{} is disabled.", self.arn)))
-            }
+            KeyState::Disabled => Err(Error::aws(
+                ErrorKind::Disabled,
+                "DisabledException",
+                format!("{} is disabled.", self.arn),
+            )),
             KeyState::PendingDeletion => Err(pending_deletion(&self.arn)),
         }
     }
 
     fn check_not_pending_deletion(&self) -> Result<()> {
-        if self.state == KeyState::PendingDeletion { Err(pending_deletion(&self.arn)) } else { Ok(()) }
+        if self.state == KeyState::PendingDeletion {
+            Err(pending_deletion(&self.arn))
+        } else {
+            Ok(())
+        }
     }
 }
 
 fn pending_deletion(arn: &str) -> Error {
-    Error::aws(ErrorKind::InvalidState, "KMSInvalidStateException", format!("{arn} is pending deletion."))
+    Error::aws(
+        ErrorKind::InvalidState,
+        "KMSInvalidStateException",
+        format!("{arn} is pending deletion."),
+    )
 }
 
 /// Where a `KeyId` input points.
@@ -248,24 +308,44 @@ fn parse_key_ref(ctx: &OpCtx<'_, '_>, key_id: &str) -> Result<KeyRef> {
     if key_id.starts_with("arn:") {
         let arn: crate::arn::Arn = key_id.parse()?;
         if arn.service() != "kms" {
-            return Err(Error::aws(ErrorKind::InvalidArgument, "InvalidArnException", format!("`{key_id}` is not a KMS ARN")));
+            return Err(Error::aws(
+                ErrorKind::InvalidArgument,
+                "InvalidArnException",
+                format!("`{key_id}` is not a KMS ARN"),
+            ));
         }
         let acct = arn.account().to_owned();
         if let Some(id) = arn.resource().strip_prefix("key/") {
-            return Ok(KeyRef::Key { account: acct, key_id: id.to_owned() });
+            return Ok(KeyRef::Key {
+                account: acct,
+                key_id: id.to_owned(),
+            });
         }
         if arn.resource().starts_with("alias/") {
-            return Ok(KeyRef::Alias { account: acct, name: arn.resource().to_owned() });
+            return Ok(KeyRef::Alias {
+                account: acct,
+                name: arn.resource().to_owned(),
+            });
         }
-        return Err(Error::aws(ErrorKind::InvalidArgument, "InvalidArnException", format!("`{key_id}` is not a key or alias ARN")));
+        return Err(Error::aws(
+            ErrorKind::InvalidArgument,
+            "InvalidArnException",
+            format!("`{key_id}` is not a key or alias ARN"),
+        ));
     }
     if key_id.starts_with("alias/") {
-        return Ok(KeyRef::Alias { account, name: key_id.to_owned() });
+        return Ok(KeyRef::Alias {
+            account,
+            name: key_id.to_owned(),
+        });
     }
     if key_id.is_empty() || key_id.len() > 2048 {
         return Err(validation("KeyId must have length between 1 and 2048"));
     }
-    Ok(KeyRef::Key { account, key_id: key_id.to_owned() })
+    Ok(KeyRef::Key {
+        account,
+        key_id: key_id.to_owned(),
+    })
 }
 
 /// Loads a key, applying what time has done to it: a key whose deletion date has passed is
@@ -275,53 +355,128 @@ fn load_key(ctx: &mut OpCtx<'_, '_>, key_id_input: &str) -> Result<KeyRecord> {
     let (account, key_id) = match parse_key_ref(ctx, key_id_input)? {
         KeyRef::Key { account, key_id } => (account, key_id),
         KeyRef::Alias { account, name } => {
-            let alias: AliasRecord = ctx
-                .txn
-                .get_json(&alias_key(&account, &name))?
-                .ok_or_else(|| not_found(&format!("Alias arn:aws:kms:{}:{account}:{name}", ctx.req.region)))?;
+            let alias: AliasRecord =
+                ctx.txn
+                    .get_json(&alias_key(&account, &name))?
+                    .ok_or_else(|| {
+                        not_found(&format!(
+                            "Alias arn:aws:kms:{}:{account}:{name}",
+                            ctx.req.region
+                        ))
+                    })?;
             (account, alias.target_key_id)
         }
     };
     let key = key_key(&account, &key_id);
-    let missing = || not_found(&format!("Key 'arn:aws:kms:{}:{account}:key/{key_id}'", ctx.req.region));
+    let missing = || {
+        not_found(&format!(
+            "Key 'arn:aws:kms:{}:{account}:key/{key_id}'",
+            ctx.req.region
+        ))
+    };
     let mut record: KeyRecord = ctx.txn.get_json(&key)?.ok_or_else(missing)?;
     let now = ctx.now();
     if record.state == KeyState::PendingDeletion && record.deletion_date.is_some_and(|d| now >= d) {
-        purge_key(ctx, &record)?;
+        // Deleted: `sweep_deleted_keys` removes the record and its material durably.
         return Err(missing());
     }
-    if record.rotation_enabled && record.state == KeyState::Enabled && record.next_rotation.is_some_and(|d| now >= d) {
+    if record.rotation_enabled
+        && record.state == KeyState::Enabled
+        && record.next_rotation.is_some_and(|d| now >= d)
+    {
         add_version(ctx, &mut record, "AUTOMATIC")?;
         record.next_rotation = Some(now + record.rotation_period_days * DAY_MS);
         ctx.txn.put_json(&key, &record)?;
     }
-    ctx.audit_resources.push(("AWS::KMS::Key".to_owned(), record.arn.clone()));
+    ctx.audit_resources
+        .push(("AWS::KMS::Key".to_owned(), record.arn.clone()));
     Ok(record)
 }
 
-fn purge_key(ctx: &mut OpCtx<'_, '_>, record: &KeyRecord) -> Result<()> {
-    ctx.txn.delete(&key_key(&record.account, &record.key_id))?;
-    for (k, v) in ctx.txn.scan_prefix(&aliases_prefix(&record.account), None, usize::MAX)? {
+fn purge_key(txn: &mut Txn<'_>, cache: &super::KeyCache, record: &KeyRecord) -> Result<()> {
+    txn.delete(&key_key(&record.account, &record.key_id))?;
+    for (k, v) in txn.scan_prefix(&aliases_prefix(&record.account), None, usize::MAX)? {
         let alias: AliasRecord = serde_json::from_slice(&v)?;
         if alias.target_key_id == record.key_id {
-            ctx.txn.delete(&k)?;
+            txn.delete(&k)?;
         }
     }
-    ctx.keep.key_cache.evict_prefix(&format!("{}|", record.arn));
+    cache.evict_prefix(&format!("{}|", record.arn));
     Ok(())
 }
 
+fn deletion_index() -> Key {
+    Key::new("kms-deletions")
+}
+
+fn deletion_entry(date: i64, account: &str, key_id: &str) -> Key {
+    deletion_index()
+        .push_u64(u64::try_from(date).unwrap_or(0))
+        .push(account)
+        .push(key_id)
+}
+
+fn due_date(k: &Key) -> Option<i64> {
+    k.components()
+        .get(1)
+        .and_then(|d| i64::from_str_radix(d, 16).ok())
+}
+
+/// Deletes, for good, every key whose deletion date has passed: its record, its wrapped key
+/// material and its aliases. Runs in its own transaction before each KMS call, so a deletion is
+/// never undone by the rollback of a failing call. Reads only the due head of a date-ordered
+/// index, which is usually empty.
+pub(crate) fn sweep_deleted_keys(
+    meta: &crate::store::Meta,
+    cache: &super::KeyCache,
+    now: i64,
+) -> Result<()> {
+    let first = meta.read(|t| {
+        Ok(t.scan_prefix(&deletion_index(), None, 1)?
+            .first()
+            .and_then(|(k, _)| due_date(k)))
+    })?;
+    if first.is_none_or(|d| d > now) {
+        return Ok(());
+    }
+    meta.txn(|t| {
+        for (k, _) in t.scan_prefix(&deletion_index(), None, 100)? {
+            if due_date(&k).is_none_or(|d| d > now) {
+                break;
+            }
+            t.delete(&k)?;
+            let parts = k.components();
+            let (Some(account), Some(key_id)) = (parts.get(2), parts.get(3)) else {
+                continue;
+            };
+            if let Some(record) = t.get_json::<KeyRecord>(&key_key(account, key_id))?
+                && record.state == KeyState::PendingDeletion
+                && record.deletion_date.is_some_and(|d| now >= d)
+            {
+                purge_key(t, cache, &record)?;
+            }
+        }
+        Ok(())
+    })
+}
+
 fn save_key(ctx: &mut OpCtx<'_, '_>, record: &KeyRecord) -> Result<()> {
-    ctx.txn.put_json(&key_key(&record.account, &record.key_id), record)
+    ctx.txn
+        .put_json(&key_key(&record.account, &record.key_id), record)
 }
 
 fn add_version(ctx: &mut OpCtx<'_, '_>, record: &mut KeyRecord, rotation_type: &str) -> Result<()> {
     let version = record.versions.last().map_or(Ok(1), |v| {
-        v.version.checked_add(1).ok_or_else(|| Error::internal("key version overflow"))
+        v.version
+            .checked_add(1)
+            .ok_or_else(|| Error::internal("key version overflow"))
     })?;
     let mut material = Zeroizing::new([0u8; 32]);
     crate::id::fill_secret(material.as_mut_slice())?;
-    let wrapped = ctx.keep.key_provider.wrap(material.as_slice(), &material_aad(&record.arn, version))?;
+    let wrapped = ctx
+        .keep
+        .key_provider
+        .wrap(material.as_slice(), &material_aad(&record.arn, version))?;
     record.versions.push(KeyVersion {
         version,
         created: ctx.now(),
@@ -333,21 +488,39 @@ fn add_version(ctx: &mut OpCtx<'_, '_>, record: &mut KeyRecord, rotation_type: &
 
 /// The unwrapped material of one key version, from the cache or the key provider.
 fn material(ctx: &OpCtx<'_, '_>, record: &KeyRecord, version: u32) -> Result<LessSafeKey> {
-    let id = format!("{}|{version}", record.arn);
+    let v = record
+        .versions
+        .iter()
+        .find(|v| v.version == version)
+        .ok_or_else(invalid_ciphertext)?;
+    // The wrapped bytes are part of the cache id: material cached by a transaction that later
+    // rolled back can never stand in for the material that was committed.
+    let id = format!("{}|{version}|{}", record.arn, v.wrapped);
     let now = ctx.now();
-    let bytes = if let Some(m) = ctx.keep.key_cache.get(&id, now) { m } else {
-        let v = record.versions.iter().find(|v| v.version == version).ok_or_else(invalid_ciphertext)?;
-        let wrapped = B64.decode(&v.wrapped).map_err(|_| Error::internal("stored key material is corrupt"))?;
-        let m = ctx.keep.key_provider.unwrap(&wrapped, &material_aad(&record.arn, version))?;
+    let bytes = if let Some(m) = ctx.keep.key_cache.get(&id, now) {
+        m
+    } else {
+        let wrapped = B64
+            .decode(&v.wrapped)
+            .map_err(|_| Error::internal("stored key material is corrupt"))?;
+        let m = ctx
+            .keep
+            .key_provider
+            .unwrap(&wrapped, &material_aad(&record.arn, version))?;
         ctx.keep.key_cache.insert(&id, m.clone(), now);
         m
     };
-    let unbound = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| Error::internal("stored key material is corrupt"))?;
+    let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
+        .map_err(|_| Error::internal("stored key material is corrupt"))?;
     Ok(LessSafeKey::new(unbound))
 }
 
 fn invalid_ciphertext() -> Error {
-    Error::aws(ErrorKind::IntegrityFailure, "InvalidCiphertextException", "the ciphertext is invalid or does not match the key and encryption context")
+    Error::aws(
+        ErrorKind::IntegrityFailure,
+        "InvalidCiphertextException",
+        "the ciphertext is invalid or does not match the key and encryption context",
+    )
 }
 
 fn blob_aad(arn: &str, version: u32, context: &EncryptionContext) -> Vec<u8> {
@@ -359,15 +532,24 @@ fn blob_aad(arn: &str, version: u32, context: &EncryptionContext) -> Vec<u8> {
     aad
 }
 
-fn encrypt_with(ctx: &OpCtx<'_, '_>, record: &KeyRecord, context: &EncryptionContext, plaintext: &[u8]) -> Result<Vec<u8>> {
+fn encrypt_with(
+    ctx: &OpCtx<'_, '_>,
+    record: &KeyRecord,
+    context: &EncryptionContext,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
     let version = record.current_version()?.version;
     let key = material(ctx, record, version)?;
     let mut nonce = [0u8; NONCE_LEN];
     crate::id::fill_secret(&mut nonce)?;
     let arn_len = u16::try_from(record.arn.len()).map_err(|_| Error::internal("ARN too long"))?;
     let mut body = Zeroizing::new(plaintext.to_vec());
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(blob_aad(&record.arn, version, context)), &mut *body)
-        .map_err(|_| Error::internal("encryption failed"))?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(blob_aad(&record.arn, version, context)),
+        &mut *body,
+    )
+    .map_err(|_| Error::internal("encryption failed"))?;
     let mut blob = Vec::with_capacity(1 + 2 + record.arn.len() + 4 + NONCE_LEN + body.len());
     blob.push(BLOB_VERSION);
     blob.extend_from_slice(&arn_len.to_be_bytes());
@@ -391,10 +573,14 @@ fn parse_blob(blob: &[u8]) -> Result<ParsedBlob<'_>> {
         return Err(invalid_ciphertext());
     }
     let (len, rest) = rest.split_at_checked(2).ok_or_else(invalid_ciphertext)?;
-    let len = usize::from(u16::from_be_bytes(len.try_into().map_err(|_| invalid_ciphertext())?));
+    let len = usize::from(u16::from_be_bytes(
+        len.try_into().map_err(|_| invalid_ciphertext())?,
+    ));
     let (arn, rest) = rest.split_at_checked(len).ok_or_else(invalid_ciphertext)?;
     let (version, rest) = rest.split_at_checked(4).ok_or_else(invalid_ciphertext)?;
-    let (nonce, body) = rest.split_at_checked(NONCE_LEN).ok_or_else(invalid_ciphertext)?;
+    let (nonce, body) = rest
+        .split_at_checked(NONCE_LEN)
+        .ok_or_else(invalid_ciphertext)?;
     if body.len() < 16 {
         return Err(invalid_ciphertext());
     }
@@ -416,11 +602,24 @@ fn decrypt_blob(
     action: &str,
 ) -> Result<(KeyRecord, Zeroizing<Vec<u8>>)> {
     let parsed = parse_blob(blob)?;
-    let record = load_key(ctx, &parsed.arn).map_err(|e| if e.kind() == ErrorKind::NotFound { invalid_ciphertext() } else { e })?;
+    let record = load_key(ctx, &parsed.arn).map_err(|e| {
+        if e.kind() == ErrorKind::NotFound {
+            invalid_ciphertext()
+        } else {
+            e
+        }
+    })?;
+    if record.arn != parsed.arn {
+        return Err(invalid_ciphertext());
+    }
     if let Some(expected) = expected_key {
         let wanted = load_key(ctx, expected)?;
         if wanted.arn != record.arn {
-            return Err(Error::aws(ErrorKind::InvalidArgument, "IncorrectKeyException", "The key ID in the request does not identify a CMK that can perform this operation."));
+            return Err(Error::aws(
+                ErrorKind::InvalidArgument,
+                "IncorrectKeyException",
+                "The key ID in the request does not identify a CMK that can perform this operation.",
+            ));
         }
     }
     ctx.authorize_as(action, std::slice::from_ref(&record.arn))?;
@@ -428,7 +627,11 @@ fn decrypt_blob(
     let key = material(ctx, &record, parsed.version)?;
     let mut body = Zeroizing::new(parsed.body.to_vec());
     let n = key
-        .open_in_place(Nonce::assume_unique_for_key(parsed.nonce), Aad::from(blob_aad(&record.arn, parsed.version, context)), body.as_mut_slice())
+        .open_in_place(
+            Nonce::assume_unique_for_key(parsed.nonce),
+            Aad::from(blob_aad(&record.arn, parsed.version, context)),
+            body.as_mut_slice(),
+        )
         .map_err(|_| invalid_ciphertext())?
         .len();
     body.truncate(n);
@@ -442,7 +645,9 @@ fn context_member(input: &Value, name: &str) -> Result<EncryptionContext> {
             let mut ctx = BTreeMap::new();
             let mut size = 0usize;
             for (k, v) in map {
-                let v = v.as_str().ok_or_else(|| validation(format!("`{name}` values must be strings")))?;
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| validation(format!("`{name}` values must be strings")))?;
                 size += k.len() + v.len();
                 ctx.insert(k.clone(), v.to_owned());
             }
@@ -457,7 +662,9 @@ fn context_member(input: &Value, name: &str) -> Result<EncryptionContext> {
 
 fn blob_member(input: &Value, name: &str) -> Result<Zeroizing<Vec<u8>>> {
     let text = required_str(input, name)?;
-    B64.decode(text).map(Zeroizing::new).map_err(|_| validation(format!("`{name}` must be base64-encoded")))
+    B64.decode(text)
+        .map(Zeroizing::new)
+        .map_err(|_| validation(format!("`{name}` must be base64-encoded")))
 }
 
 fn key_arn(ctx: &OpCtx<'_, '_>, account: &str, key_id: &str) -> String {
@@ -466,16 +673,28 @@ fn key_arn(ctx: &OpCtx<'_, '_>, account: &str, key_id: &str) -> String {
 
 fn tags_member(input: &Value) -> Result<BTreeMap<String, String>> {
     let mut tags = BTreeMap::new();
-    let Some(list) = member(input, "Tags") else { return Ok(tags) };
-    let list = list.as_array().ok_or_else(|| validation("`Tags` must be a list"))?;
+    let Some(list) = member(input, "Tags") else {
+        return Ok(tags);
+    };
+    let list = list
+        .as_array()
+        .ok_or_else(|| validation("`Tags` must be a list"))?;
     for tag in list {
         let key = required_str(tag, "TagKey")?;
         let value = required_str(tag, "TagValue")?;
         if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
-            return Err(Error::aws(ErrorKind::InvalidArgument, "TagException", "tag keys have 1 to 128 characters and values at most 256"));
+            return Err(Error::aws(
+                ErrorKind::InvalidArgument,
+                "TagException",
+                "tag keys have 1 to 128 characters and values at most 256",
+            ));
         }
         if key.starts_with("aws:") {
-            return Err(Error::aws(ErrorKind::InvalidArgument, "TagException", "tag keys beginning with `aws:` are reserved"));
+            return Err(Error::aws(
+                ErrorKind::InvalidArgument,
+                "TagException",
+                "tag keys beginning with `aws:` are reserved",
+            ));
         }
         tags.insert(key.to_owned(), value.to_owned());
     }
@@ -483,16 +702,29 @@ fn tags_member(input: &Value) -> Result<BTreeMap<String, String>> {
 }
 
 fn tags_json(tags: &BTreeMap<String, String>) -> Value {
-    Value::Array(tags.iter().map(|(k, v)| json!({"TagKey": k, "TagValue": v})).collect())
+    Value::Array(
+        tags.iter()
+            .map(|(k, v)| json!({"TagKey": k, "TagValue": v}))
+            .collect(),
+    )
 }
 
 fn validate_policy(policy: &str) -> Result<()> {
-    let malformed = |why: &str| Error::aws(ErrorKind::InvalidArgument, "MalformedPolicyDocumentException", why.to_owned());
+    let malformed = |why: &str| {
+        Error::aws(
+            ErrorKind::InvalidArgument,
+            "MalformedPolicyDocumentException",
+            why.to_owned(),
+        )
+    };
     if policy.len() > MAX_POLICY_BYTES {
         return Err(malformed("the key policy is larger than 32 KiB"));
     }
-    let doc: Value = serde_json::from_str(policy).map_err(|e| malformed(&format!("the key policy is not valid JSON: {e}")))?;
-    let stmt = doc.get("Statement").ok_or_else(|| malformed("the key policy has no Statement"))?;
+    let doc: Value = serde_json::from_str(policy)
+        .map_err(|e| malformed(&format!("the key policy is not valid JSON: {e}")))?;
+    let stmt = doc
+        .get("Statement")
+        .ok_or_else(|| malformed("the key policy has no Statement"))?;
     if !(stmt.is_array() || stmt.is_object()) {
         return Err(malformed("Statement must be an object or a list"));
     }
@@ -502,17 +734,26 @@ fn validate_policy(policy: &str) -> Result<()> {
 fn limit_member(input: &Value, default: usize, max: usize) -> Result<usize> {
     match optional_i64(input, "Limit")? {
         None => Ok(default),
-        Some(n) if n >= 1 && usize::try_from(n).is_ok_and(|n| n <= max) => Ok(usize::try_from(n).unwrap_or(default)),
+        Some(n) if n >= 1 && usize::try_from(n).is_ok_and(|n| n <= max) => {
+            Ok(usize::try_from(n).unwrap_or(default))
+        }
         Some(_) => Err(validation(format!("Limit must be between 1 and {max}"))),
     }
 }
 
 /// A page of `rows` after `Marker`: rows sorted by a string id; the marker is the last id.
-fn page<T>(rows: Vec<(String, T)>, input: &Value, limit: usize) -> Result<(Vec<T>, Option<String>)> {
+fn page<T>(
+    rows: Vec<(String, T)>,
+    input: &Value,
+    limit: usize,
+) -> Result<(Vec<T>, Option<String>)> {
     let marker = optional_str(input, "Marker")?;
     let mut out = Vec::new();
     let mut next = None;
-    for (id, row) in rows.into_iter().filter(|(id, _)| marker.is_none_or(|m| id.as_str() > m)) {
+    for (id, row) in rows
+        .into_iter()
+        .filter(|(id, _)| marker.is_none_or(|m| id.as_str() > m))
+    {
         if out.len() == limit {
             next = Some(id);
             break;
@@ -539,24 +780,40 @@ fn paged(mut body: Value, member_name: &str, items: Vec<Value>, next: Option<Str
 fn create_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     ctx.authorize(&["*".to_owned()])?;
     let account = ctx.account()?.to_string();
-    let description = optional_str(input, "Description")?.unwrap_or_default().to_owned();
+    let description = optional_str(input, "Description")?
+        .unwrap_or_default()
+        .to_owned();
     if description.chars().count() > 8192 {
         return Err(validation("Description must have at most 8192 characters"));
     }
     for (name, allowed) in [("KeyUsage", "ENCRYPT_DECRYPT"), ("Origin", "AWS_KMS")] {
         if let Some(v) = optional_str(input, name)?
-            && v != allowed {
-                return Err(Error::aws(ErrorKind::Unsupported, "UnsupportedOperationException", format!("{name} `{v}` is not supported; only {allowed}")));
-            }
+            && v != allowed
+        {
+            return Err(Error::aws(
+                ErrorKind::Unsupported,
+                "UnsupportedOperationException",
+                format!("{name} `{v}` is not supported; only {allowed}"),
+            ));
+        }
     }
     for name in ["KeySpec", "CustomerMasterKeySpec"] {
         if let Some(v) = optional_str(input, name)?
-            && v != "SYMMETRIC_DEFAULT" {
-                return Err(Error::aws(ErrorKind::Unsupported, "UnsupportedOperationException", format!("{name} `{v}` is not supported; only SYMMETRIC_DEFAULT")));
-            }
+            && v != "SYMMETRIC_DEFAULT"
+        {
+            return Err(Error::aws(
+                ErrorKind::Unsupported,
+                "UnsupportedOperationException",
+                format!("{name} `{v}` is not supported; only SYMMETRIC_DEFAULT"),
+            ));
+        }
     }
     if optional_bool(input, "MultiRegion")? == Some(true) {
-        return Err(Error::aws(ErrorKind::Unsupported, "UnsupportedOperationException", "multi-Region keys are not supported"));
+        return Err(Error::aws(
+            ErrorKind::Unsupported,
+            "UnsupportedOperationException",
+            "multi-Region keys are not supported",
+        ));
     }
     let policy = match optional_str(input, "Policy")? {
         Some(p) => {
@@ -567,7 +824,11 @@ fn create_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     };
     let tags = tags_member(input)?;
     if tags.len() > MAX_TAGS {
-        return Err(Error::aws(ErrorKind::InvalidArgument, "TagException", "a key can have at most 50 tags"));
+        return Err(Error::aws(
+            ErrorKind::InvalidArgument,
+            "TagException",
+            "a key can have at most 50 tags",
+        ));
     }
     let key_id = crate::id::uuid_v4();
     let mut record = KeyRecord {
@@ -588,7 +849,8 @@ fn create_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     };
     add_version(ctx, &mut record, "")?;
     save_key(ctx, &record)?;
-    ctx.audit_resources.push(("AWS::KMS::Key".to_owned(), record.arn.clone()));
+    ctx.audit_resources
+        .push(("AWS::KMS::Key".to_owned(), record.arn.clone()));
     Ok(json!({"KeyMetadata": record.metadata()}))
 }
 
@@ -604,26 +866,46 @@ fn list_keys(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let account = ctx.account()?.to_string();
     let now = ctx.now();
     let mut rows = Vec::new();
-    for (_, v) in ctx.txn.scan_prefix(&keys_prefix(&account), None, usize::MAX)? {
+    for (_, v) in ctx
+        .txn
+        .scan_prefix(&keys_prefix(&account), None, usize::MAX)?
+    {
         let record: KeyRecord = serde_json::from_slice(&v)?;
-        if record.state == KeyState::PendingDeletion && record.deletion_date.is_some_and(|d| now >= d) {
-            purge_key(ctx, &record)?;
+        if record.state == KeyState::PendingDeletion
+            && record.deletion_date.is_some_and(|d| now >= d)
+        {
             continue;
         }
-        rows.push((record.key_id.clone(), json!({"KeyId": record.key_id, "KeyArn": record.arn})));
+        rows.push((
+            record.key_id.clone(),
+            json!({"KeyId": record.key_id, "KeyArn": record.arn}),
+        ));
     }
     let (items, next) = page(rows, input, limit)?;
     Ok(paged(json!({}), "Keys", items, next))
 }
 
 fn validate_alias_name(name: &str) -> Result<()> {
-    let invalid = |why: &str| Error::aws(ErrorKind::InvalidArgument, "InvalidAliasNameException", format!("alias `{name}` {why}"));
-    let rest = name.strip_prefix("alias/").ok_or_else(|| invalid("must begin with `alias/`"))?;
+    let invalid = |why: &str| {
+        Error::aws(
+            ErrorKind::InvalidArgument,
+            "InvalidAliasNameException",
+            format!("alias `{name}` {why}"),
+        )
+    };
+    let rest = name
+        .strip_prefix("alias/")
+        .ok_or_else(|| invalid("must begin with `alias/`"))?;
     if rest.is_empty() || name.len() > 256 {
         return Err(invalid("must have 1 to 250 characters after `alias/`"));
     }
-    if !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b)) {
-        return Err(invalid("may contain only letters, digits, `/`, `_` and `-`"));
+    if !rest
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
+    {
+        return Err(invalid(
+            "may contain only letters, digits, `/`, `_` and `-`",
+        ));
     }
     if rest.starts_with("aws/") {
         return Err(invalid("uses the reserved prefix `alias/aws/`"));
@@ -640,7 +922,9 @@ fn create_alias(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     validate_alias_name(name)?;
     let target = required_str(input, "TargetKeyId")?;
     if target.starts_with("alias/") || target.contains(":alias/") {
-        return Err(validation("TargetKeyId must be a key id or key ARN, not an alias"));
+        return Err(validation(
+            "TargetKeyId must be a key id or key ARN, not an alias",
+        ));
     }
     let record = load_key(ctx, target)?;
     let account = ctx.account()?.to_string();
@@ -648,14 +932,28 @@ fn create_alias(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     ctx.authorize(&[arn.clone(), record.arn.clone()])?;
     record.check_not_pending_deletion()?;
     if record.account != account {
-        return Err(validation("an alias and its key must be in the same account"));
+        return Err(validation(
+            "an alias and its key must be in the same account",
+        ));
     }
     let key = alias_key(&account, name);
     if ctx.txn.get(&key)?.is_some() {
-        return Err(Error::aws(ErrorKind::AlreadyExists, "AlreadyExistsException", format!("An alias with the name {arn} already exists")));
+        return Err(Error::aws(
+            ErrorKind::AlreadyExists,
+            "AlreadyExistsException",
+            format!("An alias with the name {arn} already exists"),
+        ));
     }
     let now = ctx.now();
-    ctx.txn.put_json(&key, &AliasRecord { name: name.to_owned(), target_key_id: record.key_id, created: now, updated: now })?;
+    ctx.txn.put_json(
+        &key,
+        &AliasRecord {
+            name: name.to_owned(),
+            target_key_id: record.key_id,
+            created: now,
+            updated: now,
+        },
+    )?;
     Ok(json!({}))
 }
 
@@ -671,7 +969,10 @@ fn list_aliases(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     };
     let account = ctx.account()?.to_string();
     let mut rows = Vec::new();
-    for (_, v) in ctx.txn.scan_prefix(&aliases_prefix(&account), None, usize::MAX)? {
+    for (_, v) in ctx
+        .txn
+        .scan_prefix(&aliases_prefix(&account), None, usize::MAX)?
+    {
         let alias: AliasRecord = serde_json::from_slice(&v)?;
         if filter.as_ref().is_some_and(|f| *f != alias.target_key_id) {
             continue;
@@ -696,7 +997,9 @@ fn delete_alias(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let arn = alias_arn(ctx, &account, name);
     let key = alias_key(&account, name);
     let alias: Option<AliasRecord> = ctx.txn.get_json(&key)?;
-    let target = alias.as_ref().map(|a| key_arn(ctx, &account, &a.target_key_id));
+    let target = alias
+        .as_ref()
+        .map(|a| key_arn(ctx, &account, &a.target_key_id));
     let mut resources = vec![arn.clone()];
     resources.extend(target);
     ctx.authorize(&resources)?;
@@ -732,7 +1035,9 @@ fn enable_key_rotation(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> 
     record.check_usable()?;
     let period = optional_i64(input, "RotationPeriodInDays")?.unwrap_or(365);
     if !(90..=2560).contains(&period) {
-        return Err(validation("RotationPeriodInDays must be between 90 and 2560"));
+        return Err(validation(
+            "RotationPeriodInDays must be between 90 and 2560",
+        ));
     }
     record.rotation_enabled = true;
     record.rotation_period_days = period;
@@ -760,12 +1065,20 @@ fn get_key_rotation_status(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Val
     });
     if let Some(obj) = out.as_object_mut() {
         if record.rotation_enabled {
-            obj.insert("RotationPeriodInDays".into(), json!(record.rotation_period_days));
+            obj.insert(
+                "RotationPeriodInDays".into(),
+                json!(record.rotation_period_days),
+            );
             if let Some(n) = record.next_rotation {
                 obj.insert("NextRotationDate".into(), epoch_seconds(n));
             }
         }
-        if let Some(v) = record.versions.iter().rev().find(|v| v.rotation_type.as_deref() == Some("ON_DEMAND")) {
+        if let Some(v) = record
+            .versions
+            .iter()
+            .rev()
+            .find(|v| v.rotation_type.as_deref() == Some("ON_DEMAND"))
+        {
             obj.insert("OnDemandRotationStartDate".into(), epoch_seconds(v.created));
         }
     }
@@ -776,9 +1089,17 @@ fn rotate_key_on_demand(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value>
     let mut record = load_key(ctx, required_str(input, "KeyId")?)?;
     ctx.authorize(std::slice::from_ref(&record.arn))?;
     record.check_usable()?;
-    let on_demand = record.versions.iter().filter(|v| v.rotation_type.as_deref() == Some("ON_DEMAND")).count();
+    let on_demand = record
+        .versions
+        .iter()
+        .filter(|v| v.rotation_type.as_deref() == Some("ON_DEMAND"))
+        .count();
     if on_demand >= MAX_ON_DEMAND_ROTATIONS {
-        return Err(Error::aws(ErrorKind::LimitExceeded, "LimitExceededException", "this key has reached its limit of on-demand rotations"));
+        return Err(Error::aws(
+            ErrorKind::LimitExceeded,
+            "LimitExceededException",
+            "this key has reached its limit of on-demand rotations",
+        ));
     }
     add_version(ctx, &mut record, "ON_DEMAND")?;
     save_key(ctx, &record)?;
@@ -812,6 +1133,8 @@ fn schedule_key_deletion(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value
     }
     let date = ctx.now() + days * DAY_MS;
     record.state = KeyState::PendingDeletion;
+    ctx.txn
+        .put(&deletion_entry(date, &record.account, &record.key_id), b"")?;
     record.deletion_date = Some(date);
     record.pending_window_days = Some(days);
     save_key(ctx, &record)?;
@@ -828,9 +1151,17 @@ fn cancel_key_deletion(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> 
     let mut record = load_key(ctx, required_str(input, "KeyId")?)?;
     ctx.authorize(std::slice::from_ref(&record.arn))?;
     if record.state != KeyState::PendingDeletion {
-        return Err(Error::aws(ErrorKind::InvalidState, "KMSInvalidStateException", format!("{} is not pending deletion.", record.arn)));
+        return Err(Error::aws(
+            ErrorKind::InvalidState,
+            "KMSInvalidStateException",
+            format!("{} is not pending deletion.", record.arn),
+        ));
     }
     // As in AWS, a key whose deletion is cancelled comes back disabled.
+    if let Some(date) = record.deletion_date {
+        ctx.txn
+            .delete(&deletion_entry(date, &record.account, &record.key_id))?;
+    }
     record.state = KeyState::Disabled;
     record.deletion_date = None;
     record.pending_window_days = None;
@@ -842,19 +1173,31 @@ fn data_key_len(input: &Value) -> Result<usize> {
     let spec = optional_str(input, "KeySpec")?;
     let bytes = optional_i64(input, "NumberOfBytes")?;
     match (spec, bytes) {
-        (Some(_), Some(_)) => Err(validation("Please specify either number of bytes or key spec, not both.")),
-        (None, None) => Err(validation("Please specify either number of bytes or key spec.")),
+        (Some(_), Some(_)) => Err(validation(
+            "Please specify either number of bytes or key spec, not both.",
+        )),
+        (None, None) => Err(validation(
+            "Please specify either number of bytes or key spec.",
+        )),
         (Some("AES_256"), None) => Ok(32),
         (Some("AES_128"), None) => Ok(16),
-        (Some(other), None) => Err(validation(format!("1 validation error detected: Value '{other}' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [AES_256, AES_128]"))),
-        (None, Some(n)) if (1..=1024).contains(&n) => usize::try_from(n).map_err(|_| validation("NumberOfBytes")),
+        (Some(other), None) => Err(validation(format!(
+            "1 validation error detected: Value '{other}' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [AES_256, AES_128]"
+        ))),
+        (None, Some(n)) if (1..=1024).contains(&n) => {
+            usize::try_from(n).map_err(|_| validation("NumberOfBytes"))
+        }
         (None, Some(_)) => Err(validation("NumberOfBytes must be between 1 and 1024")),
     }
 }
 
 fn check_dry_run(input: &Value) -> Result<()> {
     if optional_bool(input, "DryRun")? == Some(true) {
-        return Err(Error::aws(ErrorKind::InvalidArgument, "DryRunOperationException", "The request would have succeeded, but the DryRun option is set."));
+        return Err(Error::aws(
+            ErrorKind::InvalidArgument,
+            "DryRunOperationException",
+            "The request would have succeeded, but the DryRun option is set.",
+        ));
     }
     Ok(())
 }
@@ -870,10 +1213,9 @@ fn generate(ctx: &mut OpCtx<'_, '_>, input: &Value, with_plaintext: bool) -> Res
     crate::id::fill_secret(&mut data_key)?;
     let blob = encrypt_with(ctx, &record, &context, &data_key)?;
     let mut out = json!({"CiphertextBlob": B64.encode(blob), "KeyId": record.arn});
-    if with_plaintext
-        && let Some(obj) = out.as_object_mut() {
-            obj.insert("Plaintext".into(), json!(B64.encode(data_key.as_slice())));
-        }
+    if with_plaintext && let Some(obj) = out.as_object_mut() {
+        obj.insert("Plaintext".into(), json!(B64.encode(data_key.as_slice())));
+    }
     Ok(out)
 }
 
@@ -888,7 +1230,11 @@ fn generate_data_key_without_plaintext(ctx: &mut OpCtx<'_, '_>, input: &Value) -
 fn check_algorithm(input: &Value, name: &str) -> Result<()> {
     match optional_str(input, name)? {
         None | Some("SYMMETRIC_DEFAULT") => Ok(()),
-        Some(other) => Err(Error::aws(ErrorKind::InvalidArgument, "InvalidKeyUsageException", format!("encryption algorithm `{other}` is not supported by a symmetric key"))),
+        Some(other) => Err(Error::aws(
+            ErrorKind::InvalidArgument,
+            "InvalidKeyUsageException",
+            format!("encryption algorithm `{other}` is not supported by a symmetric key"),
+        )),
     }
 }
 
@@ -904,7 +1250,9 @@ fn encrypt(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     record.check_usable()?;
     check_dry_run(input)?;
     let blob = encrypt_with(ctx, &record, &context, &plaintext)?;
-    Ok(json!({"CiphertextBlob": B64.encode(blob), "KeyId": record.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}))
+    Ok(
+        json!({"CiphertextBlob": B64.encode(blob), "KeyId": record.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}),
+    )
 }
 
 fn decrypt(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
@@ -927,7 +1275,8 @@ fn re_encrypt(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let source_context = context_member(input, "SourceEncryptionContext")?;
     let dest_context = context_member(input, "DestinationEncryptionContext")?;
     let expected = optional_str(input, "SourceKeyId")?;
-    let (source, plaintext) = decrypt_blob(ctx, &blob, &source_context, expected, "kms:ReEncryptFrom")?;
+    let (source, plaintext) =
+        decrypt_blob(ctx, &blob, &source_context, expected, "kms:ReEncryptFrom")?;
     let dest = load_key(ctx, required_str(input, "DestinationKeyId")?)?;
     ctx.authorize_as("kms:ReEncryptTo", std::slice::from_ref(&dest.arn))?;
     dest.check_usable()?;
@@ -975,7 +1324,11 @@ fn tag_resource(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let tags = tags_member(input)?;
     record.tags.extend(tags);
     if record.tags.len() > MAX_TAGS {
-        return Err(Error::aws(ErrorKind::InvalidArgument, "TagException", "a key can have at most 50 tags"));
+        return Err(Error::aws(
+            ErrorKind::InvalidArgument,
+            "TagException",
+            "a key can have at most 50 tags",
+        ));
     }
     save_key(ctx, &record)?;
     Ok(json!({}))
@@ -985,9 +1338,13 @@ fn untag_resource(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let mut record = load_key(ctx, required_str(input, "KeyId")?)?;
     ctx.authorize(std::slice::from_ref(&record.arn))?;
     record.check_not_pending_deletion()?;
-    let keys = member(input, "TagKeys").and_then(Value::as_array).ok_or_else(|| validation("TagKeys must be a list of strings"))?;
+    let keys = member(input, "TagKeys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| validation("TagKeys must be a list of strings"))?;
     for k in keys {
-        let k = k.as_str().ok_or_else(|| validation("TagKeys must be a list of strings"))?;
+        let k = k
+            .as_str()
+            .ok_or_else(|| validation("TagKeys must be a list of strings"))?;
         record.tags.remove(k);
     }
     save_key(ctx, &record)?;
@@ -998,8 +1355,17 @@ fn list_resource_tags(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let record = load_key(ctx, required_str(input, "KeyId")?)?;
     ctx.authorize(std::slice::from_ref(&record.arn))?;
     let limit = limit_member(input, 50, 50)?;
-    let rows = record.tags.iter().map(|(k, v)| (k.clone(), (k.clone(), v.clone()))).collect();
+    let rows = record
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), (k.clone(), v.clone())))
+        .collect();
     let (items, next) = page(rows, input, limit)?;
     let tags: BTreeMap<String, String> = items.into_iter().collect();
-    Ok(paged(json!({}), "Tags", tags_json(&tags).as_array().cloned().unwrap_or_default(), next))
+    Ok(paged(
+        json!({}),
+        "Tags",
+        tags_json(&tags).as_array().cloned().unwrap_or_default(),
+        next,
+    ))
 }

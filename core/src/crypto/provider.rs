@@ -37,7 +37,9 @@ pub struct MasterKeyProvider {
 
 impl std::fmt::Debug for MasterKeyProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MasterKeyProvider").field("algorithm", &"AES-256-GCM").finish_non_exhaustive()
+        f.debug_struct("MasterKeyProvider")
+            .field("algorithm", &"AES-256-GCM")
+            .finish_non_exhaustive()
     }
 }
 
@@ -54,7 +56,9 @@ impl MasterKeyProvider {
     pub fn from_raw(key: &[u8]) -> Result<Self> {
         let unbound = UnboundKey::new(&AES_256_GCM, key)
             .map_err(|_| Error::invalid("a master key must be 32 bytes"))?;
-        Ok(MasterKeyProvider { key: LessSafeKey::new(unbound) })
+        Ok(MasterKeyProvider {
+            key: LessSafeKey::new(unbound),
+        })
     }
 
     /// Derives the master key from a passphrase with PBKDF2-HMAC-SHA256.
@@ -63,12 +67,20 @@ impl MasterKeyProvider {
     /// `InvalidArgument` for an empty passphrase or a salt shorter than 16 bytes.
     pub fn from_passphrase(passphrase: &[u8], salt: &[u8], iterations: u32) -> Result<Self> {
         if passphrase.is_empty() || salt.len() < 16 {
-            return Err(Error::invalid("a passphrase must not be empty and its salt must have 16 bytes"));
+            return Err(Error::invalid(
+                "a passphrase must not be empty and its salt must have 16 bytes",
+            ));
         }
         let iterations = std::num::NonZeroU32::new(iterations)
             .ok_or_else(|| Error::invalid("iterations must be positive"))?;
         let mut key = Zeroizing::new([0u8; 32]);
-        ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, iterations, salt, passphrase, key.as_mut_slice());
+        ring::pbkdf2::derive(
+            ring::pbkdf2::PBKDF2_HMAC_SHA256,
+            iterations,
+            salt,
+            passphrase,
+            key.as_mut_slice(),
+        );
         Self::from_raw(key.as_slice())
     }
 
@@ -96,17 +108,28 @@ impl MasterKeyProvider {
                 if mode & 0o077 != 0 {
                     return Err(Error::new(
                         ErrorKind::AccessDenied,
-                        format!("master key file `{}` must not be accessible to group or others (mode {:o})", path.display(), mode & 0o777),
+                        format!(
+                            "master key file `{}` must not be accessible to group or others (mode {:o})",
+                            path.display(),
+                            mode & 0o777
+                        ),
                     ));
                 }
                 Self::from_raw(&bytes).map_err(|_| {
-                    Error::invalid(format!("master key file `{}` must hold exactly 32 bytes", path.display()))
+                    Error::invalid(format!(
+                        "master key file `{}` must hold exactly 32 bytes",
+                        path.display()
+                    ))
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = Zeroizing::new([0u8; 32]);
                 crate::id::fill_secret(key.as_mut_slice())?;
-                let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)?;
                 file.write_all(key.as_slice())?;
                 file.sync_all()?;
                 Self::from_raw(key.as_slice())
@@ -125,7 +148,11 @@ impl KeyProvider for MasterKeyProvider {
         out.extend_from_slice(&nonce);
         let mut body = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body,
+            )
             .map_err(|_| Error::internal("key wrap failed"))?;
         out.extend_from_slice(&body);
         zeroize::Zeroize::zeroize(&mut body);
@@ -137,7 +164,9 @@ impl KeyProvider for MasterKeyProvider {
         if version != WRAP_VERSION {
             return Err(Error::decrypt());
         }
-        let (nonce, body) = rest.split_at_checked(NONCE_LEN).ok_or_else(Error::decrypt)?;
+        let (nonce, body) = rest
+            .split_at_checked(NONCE_LEN)
+            .ok_or_else(Error::decrypt)?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::decrypt())?;
         let mut body = Zeroizing::new(body.to_vec());
         let n = self
@@ -169,12 +198,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("master.key");
         let a = MasterKeyProvider::load_or_create(&path).unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let w = a.wrap(b"x", b"").unwrap();
         let b = MasterKeyProvider::load_or_create(&path).unwrap();
         assert_eq!(b.unwrap(&w, b"").unwrap().as_slice(), b"x");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(MasterKeyProvider::load_or_create(&path).unwrap_err().kind(), ErrorKind::AccessDenied);
+        assert_eq!(
+            MasterKeyProvider::load_or_create(&path).unwrap_err().kind(),
+            ErrorKind::AccessDenied
+        );
     }
 
     #[test]

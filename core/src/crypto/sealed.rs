@@ -9,7 +9,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::envelope::{EncryptionContext, EnvelopeHeader, EnvelopeOpener, OpenReader, RangeSource, SealWriter};
+use super::envelope::{
+    EncryptionContext, EnvelopeHeader, EnvelopeOpener, OpenReader, RangeSource, SealWriter,
+};
 use crate::api::Client;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -22,7 +24,12 @@ impl Client {
     /// Those of `kms:GenerateDataKey` (`NotFoundException`, `DisabledException`,
     /// `KMSInvalidStateException`, `AccessDeniedException`), or `InvalidArgument` when this is
     /// not a `kms` client.
-    pub fn seal_writer<W: Write>(&self, key_id: &str, context: &EncryptionContext, dst: W) -> Result<SealWriter<W>> {
+    pub fn seal_writer<W: Write>(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+        dst: W,
+    ) -> Result<SealWriter<W>> {
         self.require_kms()?;
         let mut out = self.call(
             "GenerateDataKey",
@@ -37,7 +44,13 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::seal_writer`], plus `Io`.
-    pub fn seal<W: Write>(&self, key_id: &str, context: &EncryptionContext, src: &mut dyn Read, dst: W) -> Result<(W, u64)> {
+    pub fn seal<W: Write>(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+        src: &mut dyn Read,
+        dst: W,
+    ) -> Result<(W, u64)> {
         let mut w = self.seal_writer(key_id, context, dst)?;
         std::io::copy(src, &mut w).map_err(super::envelope::from_io)?;
         let n = w.plaintext_len();
@@ -50,7 +63,11 @@ impl Client {
     /// # Errors
     /// `InvalidCiphertextException` for anything that is not an intact envelope sealed under
     /// `context`; the errors of `kms:Decrypt` (`DisabledException`, ...).
-    pub fn open_reader<R: Read>(&self, context: &EncryptionContext, mut src: R) -> Result<OpenReader<R>> {
+    pub fn open_reader<R: Read>(
+        &self,
+        context: &EncryptionContext,
+        mut src: R,
+    ) -> Result<OpenReader<R>> {
         let header = EnvelopeHeader::read_from(&mut src)?;
         Ok(self.opener(&header, context)?.reader(src))
     }
@@ -59,7 +76,11 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::open_reader`].
-    pub fn envelope_opener(&self, context: &EncryptionContext, src: &dyn RangeSource) -> Result<EnvelopeOpener> {
+    pub fn envelope_opener(
+        &self,
+        context: &EncryptionContext,
+        src: &dyn RangeSource,
+    ) -> Result<EnvelopeOpener> {
         let header = EnvelopeHeader::read_at(src)?;
         self.opener(&header, context)
     }
@@ -69,11 +90,22 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::open_reader`]; `InvalidArgument` for a range past the end.
-    pub fn open_range(&self, context: &EncryptionContext, src: &dyn RangeSource, offset: u64, len: u64) -> Result<Vec<u8>> {
-        self.envelope_opener(context, src)?.read_range(src, offset, len)
+    pub fn open_range(
+        &self,
+        context: &EncryptionContext,
+        src: &dyn RangeSource,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>> {
+        self.envelope_opener(context, src)?
+            .read_range(src, offset, len)
     }
 
-    fn opener(&self, header: &EnvelopeHeader, context: &EncryptionContext) -> Result<EnvelopeOpener> {
+    fn opener(
+        &self,
+        header: &EnvelopeHeader,
+        context: &EncryptionContext,
+    ) -> Result<EnvelopeOpener> {
         self.require_kms()?;
         let mut out = self.call(
             "Decrypt",
@@ -87,13 +119,22 @@ impl Client {
         if self.service() == "kms" {
             Ok(())
         } else {
-            Err(Error::new(ErrorKind::InvalidArgument, "sealing needs a `kms` client"))
+            Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "sealing needs a `kms` client",
+            ))
         }
     }
 }
 
 fn context_json(context: &EncryptionContext) -> Value {
-    Value::Object(context.pairs().iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+    Value::Object(
+        context
+            .pairs()
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 /// Removes a base64 member from an output object, decodes it and wipes the text.
@@ -101,7 +142,10 @@ fn take_blob(out: &mut Value, name: &str) -> Result<Zeroizing<Vec<u8>>> {
     let Some(Value::String(mut text)) = out.get_mut(name).map(Value::take) else {
         return Err(Error::internal(format!("KMS output lacks `{name}`")));
     };
-    let decoded = B64.decode(&text).map(Zeroizing::new).map_err(|_| Error::internal("KMS output is not base64"));
+    let decoded = B64
+        .decode(&text)
+        .map(Zeroizing::new)
+        .map_err(|_| Error::internal("KMS output is not base64"));
     text.zeroize();
     decoded
 }

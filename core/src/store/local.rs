@@ -31,7 +31,9 @@ impl LocalBlobStore {
                 let _ = fs::remove_file(entry.path());
             }
         }
-        Ok(LocalBlobStore { root: root.to_path_buf() })
+        Ok(LocalBlobStore {
+            root: root.to_path_buf(),
+        })
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
@@ -45,7 +47,11 @@ impl LocalBlobStore {
 
     fn open_existing(&self, key: &str) -> Result<File> {
         File::open(self.path(key)?).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound { Self::not_found(key) } else { e.into() }
+            if e.kind() == io::ErrorKind::NotFound {
+                Self::not_found(key)
+            } else {
+                e.into()
+            }
         })
     }
 }
@@ -54,10 +60,16 @@ impl BlobStore for LocalBlobStore {
     fn writer(&self, key: &str) -> Result<Box<dyn BlobWriter + '_>> {
         let target = self.path(key)?;
         if target.exists() {
-            return Err(Error::new(ErrorKind::AlreadyExists, format!("blob `{key}` already exists")));
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("blob `{key}` already exists"),
+            ));
         }
         let temp = self.root.join(".tmp").join(crate::id::uuid_v4());
-        let file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         Ok(Box::new(LocalWriter {
             file: Some(io::BufWriter::with_capacity(1 << 20, file)),
             temp,
@@ -107,9 +119,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
             }
             walk(root, &path, out)?;
         } else if let Ok(rel) = path.strip_prefix(root)
-            && let Some(s) = rel.to_str() {
-                out.push(s.to_owned());
-            }
+            && let Some(s) = rel.to_str()
+        {
+            out.push(s.to_owned());
+        }
     }
     Ok(())
 }
@@ -124,7 +137,10 @@ struct LocalWriter {
 
 impl Write for LocalWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let file = self.file.as_mut().ok_or_else(|| io::Error::other("blob writer is finished"))?;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob writer is finished"))?;
         let n = file.write(buf)?;
         self.written += n as u64;
         Ok(n)
@@ -137,7 +153,10 @@ impl Write for LocalWriter {
 
 impl BlobWriter for LocalWriter {
     fn finish(mut self: Box<Self>) -> Result<u64> {
-        let file = self.file.take().ok_or_else(|| Error::internal("blob writer finished twice"))?;
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| Error::internal("blob writer finished twice"))?;
         let file = file.into_inner().map_err(|e| Error::from(e.into_error()))?;
         file.sync_all()?;
         drop(file);
@@ -147,7 +166,10 @@ impl BlobWriter for LocalWriter {
         // hard_link refuses an existing target: blobs are immutable, never replaced.
         fs::hard_link(&self.temp, &self.target).map_err(|e| {
             if e.kind() == io::ErrorKind::AlreadyExists {
-                Error::new(ErrorKind::AlreadyExists, format!("blob `{}` already exists", self.key))
+                Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("blob `{}` already exists", self.key),
+                )
             } else {
                 e.into()
             }

@@ -33,7 +33,11 @@ impl MemoryBlobStore {
 impl BlobStore for MemoryBlobStore {
     fn writer(&self, key: &str) -> Result<Box<dyn BlobWriter + '_>> {
         validate_blob_key(key)?;
-        Ok(Box::new(MemoryWriter { store: self.clone(), key: key.to_owned(), buf: Vec::new() }))
+        Ok(Box::new(MemoryWriter {
+            store: self.clone(),
+            key: key.to_owned(),
+            buf: Vec::new(),
+        }))
     }
 
     fn read_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
@@ -41,7 +45,9 @@ impl BlobStore for MemoryBlobStore {
         let end = check_range(key, blob.len() as u64, offset, len)?;
         let start = usize::try_from(offset).map_err(|_| Error::invalid("offset too large"))?;
         let end = usize::try_from(end).map_err(|_| Error::invalid("range too large"))?;
-        blob.get(start..end).map(<[u8]>::to_vec).ok_or_else(|| Error::internal("range check failed"))
+        blob.get(start..end)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Error::internal("range check failed"))
     }
 
     fn size(&self, key: &str) -> Result<u64> {
@@ -50,13 +56,20 @@ impl BlobStore for MemoryBlobStore {
 
     fn delete(&self, key: &str) -> Result<()> {
         validate_blob_key(key)?;
-        self.blobs.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        self.blobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
         Ok(())
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let blobs = self.blobs.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(blobs.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+        Ok(blobs
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 }
 
@@ -83,7 +96,10 @@ impl BlobWriter for MemoryWriter {
         let len = buf.len() as u64;
         let mut blobs = store.blobs.lock().unwrap_or_else(PoisonError::into_inner);
         if blobs.contains_key(&key) {
-            return Err(Error::new(ErrorKind::AlreadyExists, format!("blob `{key}` already exists")));
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("blob `{key}` already exists"),
+            ));
         }
         blobs.insert(key, Arc::new(buf));
         Ok(len)

@@ -79,14 +79,18 @@ pub struct Meta {
 
 impl fmt::Debug for Meta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Meta").field("backend", &self.backend).finish()
+        f.debug_struct("Meta")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
 impl Meta {
     /// Wraps a backend.
     pub fn new(backend: impl MetaBackend + 'static) -> Self {
-        Meta { backend: Arc::new(backend) }
+        Meta {
+            backend: Arc::new(backend),
+        }
     }
 
     /// Runs `f` in a read-write transaction and commits it.
@@ -115,7 +119,11 @@ impl Meta {
         loop {
             attempt += 1;
             let outcome = self.backend.begin(write).and_then(|inner| {
-                let mut txn = Txn { inner, write, events: 0 };
+                let mut txn = Txn {
+                    inner,
+                    write,
+                    events: 0,
+                };
                 let value = f(&mut txn)?;
                 txn.inner.commit()?;
                 Ok(value)
@@ -146,7 +154,9 @@ pub struct Txn<'a> {
 
 impl fmt::Debug for Txn<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Txn").field("write", &self.write).finish_non_exhaustive()
+        f.debug_struct("Txn")
+            .field("write", &self.write)
+            .finish_non_exhaustive()
     }
 }
 
@@ -204,7 +214,10 @@ impl Txn<'_> {
             None => prefix.as_bytes().to_vec(),
         };
         let rows = self.inner.scan(&start, &end, limit, false)?;
-        Ok(rows.into_iter().map(|(k, v)| (Key::from_raw(k), v)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| (Key::from_raw(k), v))
+            .collect())
     }
 
     /// Like [`Txn::scan_prefix`] but newest-first: descending key order, before `before`.
@@ -219,7 +232,10 @@ impl Txn<'_> {
             None => prefix.prefix_end(),
         };
         let rows = self.inner.scan(prefix.as_bytes(), &end, limit, true)?;
-        Ok(rows.into_iter().map(|(k, v)| (Key::from_raw(k), v)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| (Key::from_raw(k), v))
+            .collect())
     }
 
     /// The JSON record under `key`, deserialized.
@@ -243,7 +259,9 @@ impl Txn<'_> {
         if self.write {
             Ok(())
         } else {
-            Err(Error::internal("write attempted in a read-only transaction"))
+            Err(Error::internal(
+                "write attempted in a read-only transaction",
+            ))
         }
     }
 }
@@ -301,20 +319,28 @@ pub(crate) fn validate_blob_key(key: &str) -> Result<()> {
         && key.len() <= 1024
         && key.split('/').all(|seg| {
             !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-=".contains(&b))
+                && !seg.starts_with('.')
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-=".contains(&b))
         });
-    if fine { Ok(()) } else { Err(Error::invalid(format!("`{key}` is not a valid blob key"))) }
+    if fine {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("`{key}` is not a valid blob key")))
+    }
 }
 
 /// Checks a range against a blob's size, returning the end offset.
 pub(crate) fn check_range(key: &str, size: u64, offset: u64, len: u64) -> Result<u64> {
-    offset.checked_add(len).filter(|end| *end <= size).ok_or_else(|| {
-        Error::invalid(format!(
-            "range {offset}+{len} runs past the end of blob `{key}` ({size} bytes)"
-        ))
-    })
+    offset
+        .checked_add(len)
+        .filter(|end| *end <= size)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "range {offset}+{len} runs past the end of blob `{key}` ({size} bytes)"
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -326,7 +352,9 @@ mod tests {
         for ok in ["a", "packs/abc.pack", "x/y-z_1.idx", "a=b"] {
             validate_blob_key(ok).unwrap();
         }
-        for bad in ["", "/a", "a/", "a//b", "../x", "a/../b", "a/./b", "a b", "ä"] {
+        for bad in [
+            "", "/a", "a/", "a//b", "../x", "a/../b", "a/./b", "a b", "ä",
+        ] {
             assert!(validate_blob_key(bad).is_err(), "{bad}");
         }
     }

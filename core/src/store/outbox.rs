@@ -84,7 +84,11 @@ impl Meta {
         check_consumer(consumer)?;
         self.read(|t| {
             let after = t.get_json::<u64>(&cursor_key(consumer))?.unwrap_or(0);
-            let rows = t.scan_prefix(&events_prefix(), Some(&events_prefix().push_u64(after)), limit)?;
+            let rows = t.scan_prefix(
+                &events_prefix(),
+                Some(&events_prefix().push_u64(after)),
+                limit,
+            )?;
             rows.into_iter()
                 .map(|(k, v)| {
                     serde_json::from_slice(&v).map_err(|e| {
@@ -114,7 +118,9 @@ impl Meta {
 
 fn check_consumer(consumer: &str) -> Result<()> {
     if consumer.is_empty() || consumer.len() > 256 {
-        Err(Error::invalid("an outbox consumer name must have 1 to 256 characters"))
+        Err(Error::invalid(
+            "an outbox consumer name must have 1 to 256 characters",
+        ))
     } else {
         Ok(())
     }

@@ -48,17 +48,22 @@ impl SqliteMeta {
     }
 
     fn init(conn: Connection, wal: bool) -> Result<Self> {
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| map_err(&e, "configure"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| map_err(&e, "configure"))?;
         if wal {
-            conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| map_err(&e, "configure"))?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| map_err(&e, "configure"))?;
             // NORMAL in WAL mode is durable across process crashes; FULL also across power loss.
-            conn.pragma_update(None, "synchronous", "FULL").map_err(|e| map_err(&e, "configure"))?;
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(|e| map_err(&e, "configure"))?;
         }
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY NOT NULL, v BLOB NOT NULL) WITHOUT ROWID;",
         )
         .map_err(|e| map_err(&e, "create table"))?;
-        Ok(SqliteMeta { conn: Mutex::new(conn) })
+        Ok(SqliteMeta {
+            conn: Mutex::new(conn),
+        })
     }
 }
 
@@ -66,9 +71,17 @@ impl MetaBackend for SqliteMeta {
     fn begin(&self, write: bool) -> Result<Box<dyn TxnBackend + '_>> {
         // A poisoned lock means a thread panicked mid-transaction; the connection itself is
         // still consistent (SQLite rolled back), so keep using it.
-        let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let begin = if write { "BEGIN IMMEDIATE" } else { "BEGIN DEFERRED" };
-        conn.execute_batch(begin).map_err(|e| map_err(&e, "begin"))?;
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let begin = if write {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN DEFERRED"
+        };
+        conn.execute_batch(begin)
+            .map_err(|e| map_err(&e, "begin"))?;
         Ok(Box::new(SqliteTxn { conn, open: true }))
     }
 }
@@ -121,15 +134,22 @@ impl TxnBackend for SqliteTxn<'_> {
             "SELECT k, v FROM kv WHERE k >= ?1 AND k < ?2 ORDER BY k ASC LIMIT ?3"
         };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| map_err(&e, "scan"))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(sql)
+            .map_err(|e| map_err(&e, "scan"))?;
         let rows = stmt
             .query_map(params![start, end, limit], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(|e| map_err(&e, "scan"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| map_err(&e, "scan"))
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| map_err(&e, "scan"))
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
-        let result = self.conn.execute_batch("COMMIT").map_err(|e| map_err(&e, "commit"));
+        let result = self
+            .conn
+            .execute_batch("COMMIT")
+            .map_err(|e| map_err(&e, "commit"));
         // A failed COMMIT leaves the transaction open; Drop rolls it back.
         self.open = result.is_err();
         result
@@ -150,6 +170,10 @@ fn map_err(e: &rusqlite::Error, what: &str) -> Error {
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     );
-    let kind = if busy { ErrorKind::Conflict } else { ErrorKind::Storage };
+    let kind = if busy {
+        ErrorKind::Conflict
+    } else {
+        ErrorKind::Storage
+    };
     Error::new(kind, format!("sqlite {what} failed: {e}"))
 }

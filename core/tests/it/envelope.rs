@@ -1,7 +1,7 @@
 use std::io::{Read, Write};
 
-use codekeep::crypto::{EncryptionContext, EnvelopeHeader, EnvelopeOpener, open_bytes};
 use codekeep::ErrorKind;
+use codekeep::crypto::{EncryptionContext, EnvelopeHeader, EnvelopeOpener, open_bytes};
 use serde_json::json;
 
 use crate::keep_with_account;
@@ -13,7 +13,10 @@ fn ctx(repo: &str) -> EncryptionContext {
 #[test]
 fn sealed_files_never_contain_the_plaintext_and_open_by_range() {
     let (_keep, _account, kms) = keep_with_account("kms");
-    let key = kms.call("CreateKey", json!({})).unwrap()["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    let key = kms.call("CreateKey", json!({})).unwrap()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let marker = b"PLAINTEXT-MARKER-0123456789";
     let mut plain = Vec::new();
     for i in 0..20_000u32 {
@@ -23,45 +26,82 @@ fn sealed_files_never_contain_the_plaintext_and_open_by_range() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sealed.bin");
     let file = std::fs::File::create(&path).unwrap();
-    let (_, n) = kms.seal(&key, &ctx("r1"), &mut plain.as_slice(), file).unwrap();
+    let (_, n) = kms
+        .seal(&key, &ctx("r1"), &mut plain.as_slice(), file)
+        .unwrap();
     assert_eq!(n, plain.len() as u64);
     let sealed = std::fs::read(&path).unwrap();
-    assert!(!sealed.windows(marker.len()).any(|w| w == marker), "plaintext found in sealed output");
+    assert!(
+        !sealed.windows(marker.len()).any(|w| w == marker),
+        "plaintext found in sealed output"
+    );
 
     let file = std::fs::File::open(&path).unwrap();
     let range = kms.open_range(&ctx("r1"), &file, 300_000, 100_000).unwrap();
     assert_eq!(range, &plain[300_000..400_000]);
     let mut all = Vec::new();
-    kms.open_reader(&ctx("r1"), std::fs::File::open(&path).unwrap()).unwrap().read_to_end(&mut all).unwrap();
+    kms.open_reader(&ctx("r1"), std::fs::File::open(&path).unwrap())
+        .unwrap()
+        .read_to_end(&mut all)
+        .unwrap();
     assert_eq!(all, plain);
 
     // Another repository's context, truncation, appended bytes: typed errors, never garbage.
-    assert_eq!(kms.open_range(&ctx("r2"), &file, 0, 10).unwrap_err().code(), "InvalidCiphertextException");
+    assert_eq!(
+        kms.open_range(&ctx("r2"), &file, 0, 10).unwrap_err().code(),
+        "InvalidCiphertextException"
+    );
     let truncated = sealed[..sealed.len() - 100].to_vec();
     let mut out = Vec::new();
-    let err = kms.open_reader(&ctx("r1"), truncated.as_slice()).unwrap().read_to_end(&mut out).unwrap_err();
+    let err = kms
+        .open_reader(&ctx("r1"), truncated.as_slice())
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
     let mut longer = sealed.clone();
     longer.extend_from_slice(b"x");
-    assert_eq!(kms.open_range(&ctx("r1"), &longer, 0, 10).unwrap_err().kind(), ErrorKind::IntegrityFailure);
+    assert_eq!(
+        kms.open_range(&ctx("r1"), &longer, 0, 10)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::IntegrityFailure
+    );
 }
 
 #[test]
 fn disabled_and_rotated_keys() {
     let (_keep, _account, kms) = keep_with_account("kms");
-    let key = kms.call("CreateKey", json!({})).unwrap()["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
-    let (sealed, _) = kms.seal(&key, &ctx("r"), &mut &b"before rotation"[..], Vec::new()).unwrap();
-    kms.call("RotateKeyOnDemand", json!({"KeyId": key})).unwrap();
+    let key = kms.call("CreateKey", json!({})).unwrap()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (sealed, _) = kms
+        .seal(&key, &ctx("r"), &mut &b"before rotation"[..], Vec::new())
+        .unwrap();
+    kms.call("RotateKeyOnDemand", json!({"KeyId": key}))
+        .unwrap();
     assert_eq!(kms.open_range(&ctx("r"), &sealed, 0, 6).unwrap(), b"before");
     kms.call("DisableKey", json!({"KeyId": key})).unwrap();
-    assert_eq!(kms.open_range(&ctx("r"), &sealed, 0, 6).unwrap_err().code(), "DisabledException");
-    assert_eq!(kms.seal_writer(&key, &ctx("r"), Vec::new()).unwrap_err().code(), "DisabledException");
+    assert_eq!(
+        kms.open_range(&ctx("r"), &sealed, 0, 6).unwrap_err().code(),
+        "DisabledException"
+    );
+    assert_eq!(
+        kms.seal_writer(&key, &ctx("r"), Vec::new())
+            .unwrap_err()
+            .code(),
+        "DisabledException"
+    );
 }
 
 #[test]
 fn streaming_writer_handles_odd_chunking() {
     let (_keep, _account, kms) = keep_with_account("kms");
-    let key = kms.call("CreateKey", json!({})).unwrap()["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    let key = kms.call("CreateKey", json!({})).unwrap()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let plain: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let mut w = kms.seal_writer(&key, &ctx("r"), Vec::new()).unwrap();
     let mut rest = plain.as_slice();
@@ -73,8 +113,15 @@ fn streaming_writer_handles_odd_chunking() {
         step = step * 3 + 1;
     }
     let sealed = w.finish().unwrap();
-    assert_eq!(kms.open_range(&ctx("r"), &sealed, 0, plain.len() as u64).unwrap(), plain);
-    assert_eq!(kms.open_range(&ctx("r"), &sealed, 65_530, 20).unwrap(), &plain[65_530..65_550]);
+    assert_eq!(
+        kms.open_range(&ctx("r"), &sealed, 0, plain.len() as u64)
+            .unwrap(),
+        plain
+    );
+    assert_eq!(
+        kms.open_range(&ctx("r"), &sealed, 65_530, 20).unwrap(),
+        &plain[65_530..65_550]
+    );
 }
 
 /// Frozen vectors: envelopes sealed by v0.1.0 must open forever.
@@ -103,7 +150,10 @@ fn frozen_vectors_open() {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn check_vector(f: &std::collections::HashMap<String, String>) {
@@ -121,7 +171,10 @@ fn check_vector(f: &std::collections::HashMap<String, String>) {
     let header = EnvelopeHeader::read_at(&sealed).unwrap();
     assert_eq!(header.key_ref(), unhex(&f["KeyRef"]).as_slice());
     let opener = EnvelopeOpener::new(&header, &key, &context).unwrap();
-    assert_eq!(opener.plaintext_len(sealed.len() as u64).unwrap(), plain.len() as u64);
+    assert_eq!(
+        opener.plaintext_len(sealed.len() as u64).unwrap(),
+        plain.len() as u64
+    );
 }
 
 /// Prints fresh vectors; run by hand once, and only for a new format version.
@@ -129,8 +182,17 @@ fn check_vector(f: &std::collections::HashMap<String, String>) {
 #[ignore = "generates docs vectors; the committed file is frozen"]
 fn print_vectors() {
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    for (i, (n, context)) in [(0usize, ""), (33, "aws:codecommit:id=repo-1"), (70_000, "a=1,b=2")].into_iter().enumerate() {
-        let key: Vec<u8> = (0..32u8).map(|b| b.wrapping_mul(7).wrapping_add(i as u8)).collect();
+    for (i, (n, context)) in [
+        (0usize, ""),
+        (33, "aws:codecommit:id=repo-1"),
+        (70_000, "a=1,b=2"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key: Vec<u8> = (0..32u8)
+            .map(|b| b.wrapping_mul(7).wrapping_add(i as u8))
+            .collect();
         let plain: Vec<u8> = (0..n).map(|x| (x % 251) as u8).collect();
         let mut c = EncryptionContext::new();
         if !context.is_empty() {
@@ -141,6 +203,12 @@ fn print_vectors() {
         }
         let key_ref = format!("key-ref-{i}").into_bytes();
         let sealed = codekeep::crypto::seal_bytes(&key, &key_ref, &c, &plain).unwrap();
-        println!("DataKey = {}\nContext = {context}\nKeyRef = {}\nPlaintext = {}\nSealed = {}\n", hex(&key), hex(&key_ref), hex(&plain), hex(&sealed));
+        println!(
+            "DataKey = {}\nContext = {context}\nKeyRef = {}\nPlaintext = {}\nSealed = {}\n",
+            hex(&key),
+            hex(&key_ref),
+            hex(&plain),
+            hex(&sealed)
+        );
     }
 }

@@ -1,4 +1,13 @@
 //! Integration tests: one binary, one module per area.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::missing_panics_doc,
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    clippy::format_collect,
+    reason = "test helpers panic on purpose; the lints guard library code"
+)]
 
 mod audit;
 mod dispatch;
@@ -12,8 +21,13 @@ use serde_json::Value;
 /// A keep in memory with one account; returns the keep, the account id and a client.
 pub fn keep_with_account(service: &str) -> (Keep, String, Client) {
     let keep = Keep::memory().unwrap();
-    let account = keep.create_account("test").unwrap()["Id"].as_str().unwrap().to_owned();
-    let client = keep.client(service, Caller::account_root(account.parse().unwrap())).unwrap();
+    let account = keep.create_account("test").unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = keep
+        .client(service, Caller::account_root(account.parse().unwrap()))
+        .unwrap();
     (keep, account, client)
 }
 

@@ -17,11 +17,19 @@ pub fn meta_conformance(meta: &Meta) {
         assert_eq!(t.get(&k("b"))?, Some(b"b".to_vec()));
         assert_eq!(t.get(&k("zz"))?, None);
         let all = t.scan_prefix(&Key::new("conf"), None, 10)?;
-        assert_eq!(all.iter().map(|(k, _)| k.last().unwrap()).collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+        assert_eq!(
+            all.iter()
+                .map(|(k, _)| k.last().unwrap())
+                .collect::<Vec<_>>(),
+            ["a", "b", "c", "d"]
+        );
         let page = t.scan_prefix(&Key::new("conf"), Some(&k("b")), 1)?;
         assert_eq!(page[0].1, b"c");
         let rev = t.scan_prefix_rev(&Key::new("conf"), None, 2)?;
-        assert_eq!(rev.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(), [b"d".to_vec(), b"c".to_vec()]);
+        assert_eq!(
+            rev.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+            [b"d".to_vec(), b"c".to_vec()]
+        );
         Ok(())
     })
     .unwrap();
@@ -46,7 +54,14 @@ pub fn meta_conformance(meta: &Meta) {
     let err = meta
         .txn(|t| {
             t.put(&k("rolled-back"), b"1")?;
-            t.append_event(0, "test", "Rolled Back", "111122223333", vec![], serde_json::json!({}))?;
+            t.append_event(
+                0,
+                "test",
+                "Rolled Back",
+                "111122223333",
+                vec![],
+                serde_json::json!({}),
+            )?;
             Err::<(), _>(Error::invalid("boom"))
         })
         .unwrap_err();
@@ -59,19 +74,38 @@ pub fn meta_conformance(meta: &Meta) {
     assert_eq!(meta.outbox_read("conformance", 100).unwrap().len(), before);
     // Outbox order and acknowledgement.
     for i in 0..3 {
-        meta.txn(|t| t.append_event(i, "test", "Committed", "111122223333", vec![], serde_json::json!({"i": i})))
-            .unwrap();
+        meta.txn(|t| {
+            t.append_event(
+                i,
+                "test",
+                "Committed",
+                "111122223333",
+                vec![],
+                serde_json::json!({"i": i}),
+            )
+        })
+        .unwrap();
     }
     let events = meta.outbox_read("conformance", 100).unwrap();
     assert_eq!(events.len(), before + 3);
-    let tail: Vec<_> = events.iter().rev().take(3).rev().map(|e| e.detail["i"].as_i64().unwrap()).collect();
+    let tail: Vec<_> = events
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|e| e.detail["i"].as_i64().unwrap())
+        .collect();
     assert_eq!(tail, [0, 1, 2]);
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
     let first = events.last().unwrap().clone();
-    meta.outbox_ack("conformance", events[events.len() - 2].seq).unwrap();
+    meta.outbox_ack("conformance", events[events.len() - 2].seq)
+        .unwrap();
     let rest = meta.outbox_read("conformance", 100).unwrap();
     assert_eq!(rest, vec![first]);
-    assert_eq!(meta.outbox_read("other-consumer", 100).unwrap().len(), events.len());
+    assert_eq!(
+        meta.outbox_read("other-consumer", 100).unwrap().len(),
+        events.len()
+    );
     // Writes in a read-only transaction are refused.
     assert!(meta.read(|t| t.put(&k("ro"), b"1")).is_err());
 }
@@ -97,7 +131,9 @@ fn increment(meta: &Meta, counter: &Key, times: u64) {
     for _ in 0..times {
         meta.txn(|t| {
             let cur = t.get(counter)?;
-            let n = cur.as_deref().map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()));
+            let n = cur
+                .as_deref()
+                .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()));
             assert!(t.compare_and_set(counter, cur.as_deref(), Some(&(n + 1).to_be_bytes()))?);
             Ok(())
         })
@@ -106,8 +142,11 @@ fn increment(meta: &Meta, counter: &Key, times: u64) {
 }
 
 fn read_counter(meta: &Meta) -> u64 {
-    meta.read(|t| Ok(t.get(&Key::new("conf").push("counter"))?.map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()))))
-        .unwrap()
+    meta.read(|t| {
+        Ok(t.get(&Key::new("conf").push("counter"))?
+            .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap())))
+    })
+    .unwrap()
 }
 
 /// The blob conformance suite every backend must pass.
@@ -122,9 +161,18 @@ pub fn blob_conformance(store: &dyn BlobStore, prefix: &str) {
     assert_eq!(store.size(&key).unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(w.finish().unwrap(), data.len() as u64);
     assert_eq!(store.size(&key).unwrap(), data.len() as u64);
-    assert_eq!(store.read_range(&key, 1_000_000, 10).unwrap(), &data[1_000_000..1_000_010]);
+    assert_eq!(
+        store.read_range(&key, 1_000_000, 10).unwrap(),
+        &data[1_000_000..1_000_010]
+    );
     assert_eq!(store.read_range(&key, 0, 0).unwrap(), b"");
-    assert_eq!(store.read_range(&key, data.len() as u64 - 5, 10).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        store
+            .read_range(&key, data.len() as u64 - 5, 10)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
     assert_eq!(store.get(&key).unwrap(), data);
     // Immutable: a second write of the same key is refused.
     let again = store.put(&key, b"other");
@@ -135,20 +183,36 @@ pub fn blob_conformance(store: &dyn BlobStore, prefix: &str) {
         let mut w = store.writer(&abandoned).unwrap();
         w.write_all(b"half").unwrap();
     }
-    assert_eq!(store.size(&abandoned).unwrap_err().kind(), ErrorKind::NotFound);
-    store.put(&format!("{prefix}/conf/blob-2"), b"small").unwrap();
+    assert_eq!(
+        store.size(&abandoned).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    store
+        .put(&format!("{prefix}/conf/blob-2"), b"small")
+        .unwrap();
     store.put(&format!("{prefix}/other/x"), b"x").unwrap();
-    assert_eq!(store.list(&format!("{prefix}/conf/")).unwrap(), vec![key.clone(), format!("{prefix}/conf/blob-2")]);
+    assert_eq!(
+        store.list(&format!("{prefix}/conf/")).unwrap(),
+        vec![key.clone(), format!("{prefix}/conf/blob-2")]
+    );
     store.delete(&key).unwrap();
     store.delete(&key).unwrap();
-    assert_eq!(store.read_range(&key, 0, 1).unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(store.writer("../escape").err().unwrap().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        store.read_range(&key, 0, 1).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        store.writer("../escape").err().unwrap().kind(),
+        ErrorKind::InvalidArgument
+    );
 }
 
 #[test]
 fn sqlite_file_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    meta_conformance(&Meta::new(SqliteMeta::open(&dir.path().join("m.db")).unwrap()));
+    meta_conformance(&Meta::new(
+        SqliteMeta::open(&dir.path().join("m.db")).unwrap(),
+    ));
 }
 
 #[test]
@@ -160,9 +224,14 @@ fn sqlite_memory_conforms() {
 fn sqlite_threads_lose_no_update() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
-    let metas = (0..4).map(|_| Meta::new(SqliteMeta::open(&path).unwrap())).collect();
+    let metas = (0..4)
+        .map(|_| Meta::new(SqliteMeta::open(&path).unwrap()))
+        .collect();
     let expected = concurrent_increments(metas, 50);
-    assert_eq!(read_counter(&Meta::new(SqliteMeta::open(&path).unwrap())), expected);
+    assert_eq!(
+        read_counter(&Meta::new(SqliteMeta::open(&path).unwrap())),
+        expected
+    );
 }
 
 /// Run by `sqlite_processes_lose_no_update` in child processes.
@@ -170,7 +239,11 @@ fn sqlite_threads_lose_no_update() {
 #[ignore = "helper run in a child process"]
 fn sqlite_child_increments() {
     let path = std::env::var("CODEKEEP_CHILD_DB").unwrap();
-    increment(&Meta::new(SqliteMeta::open(std::path::Path::new(&path)).unwrap()), &Key::new("conf").push("counter"), 100);
+    increment(
+        &Meta::new(SqliteMeta::open(std::path::Path::new(&path)).unwrap()),
+        &Key::new("conf").push("counter"),
+        100,
+    );
 }
 
 #[test]
@@ -182,7 +255,12 @@ fn sqlite_processes_lose_no_update() {
     let children: Vec<_> = (0..2)
         .map(|_| {
             std::process::Command::new(&exe)
-                .args(["--exact", "store::sqlite_child_increments", "--ignored", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "store::sqlite_child_increments",
+                    "--ignored",
+                    "--test-threads=1",
+                ])
                 .env("CODEKEEP_CHILD_DB", &path)
                 .stdout(std::process::Stdio::null())
                 .spawn()
@@ -192,7 +270,10 @@ fn sqlite_processes_lose_no_update() {
     for mut c in children {
         assert!(c.wait().unwrap().success());
     }
-    assert_eq!(read_counter(&Meta::new(SqliteMeta::open(&path).unwrap())), 200);
+    assert_eq!(
+        read_counter(&Meta::new(SqliteMeta::open(&path).unwrap())),
+        200
+    );
 }
 
 #[test]
@@ -200,7 +281,13 @@ fn local_blobs_conform() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalBlobStore::open(dir.path()).unwrap();
     blob_conformance(&store, "t");
-    assert!(std::fs::read_dir(dir.path().join(".tmp")).unwrap().next().is_none(), "temporary files left behind");
+    assert!(
+        std::fs::read_dir(dir.path().join(".tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "temporary files left behind"
+    );
 }
 
 #[test]
@@ -209,7 +296,10 @@ fn memory_blobs_conform() {
 }
 
 /// True when `make test` promised the external servers; then a missing one is a failure.
-#[cfg_attr(not(any(feature = "postgres", feature = "s3")), expect(dead_code, reason = "used only with the postgres or s3 features"))]
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "s3")),
+    expect(dead_code, reason = "used only with the postgres or s3 features")
+)]
 fn servers_required() -> bool {
     std::env::var("CODEKEEP_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
 }
@@ -223,7 +313,10 @@ mod postgres {
 
     fn config() -> Option<String> {
         let c = std::env::var("CODEKEEP_TEST_POSTGRES").ok();
-        assert!(c.is_some() || !super::servers_required(), "CODEKEEP_TEST_POSTGRES is not set");
+        assert!(
+            c.is_some() || !super::servers_required(),
+            "CODEKEEP_TEST_POSTGRES is not set"
+        );
         if c.is_none() {
             eprintln!("skipped: set CODEKEEP_TEST_POSTGRES to run the PostgreSQL suite");
         }
@@ -244,11 +337,30 @@ mod postgres {
     fn two_keeps_on_postgres_lose_no_update() {
         let Some(cfg) = config() else { return };
         let table = table();
-        let metas: Vec<Meta> = (0..2).map(|_| Meta::new(PostgresMeta::connect(&cfg, &table).unwrap())).collect();
+        let metas: Vec<Meta> = (0..2)
+            .map(|_| Meta::new(PostgresMeta::connect(&cfg, &table).unwrap()))
+            .collect();
         // Two keeps on one database: both see each other's keys and accounts.
-        let keeps: Vec<codekeep::Keep> = metas.iter().map(|m| codekeep::Keep::builder().meta(m.clone()).key_provider(Arc::new(codekeep::crypto::MasterKeyProvider::from_raw(&[9u8; 32]).unwrap())).build().unwrap()).collect();
-        let id = keeps[0].create_account("shared").unwrap()["Id"].as_str().unwrap().to_owned();
-        assert_eq!(keeps[1].describe_account(&id.parse().unwrap()).unwrap()["Name"], "shared");
+        let keeps: Vec<codekeep::Keep> = metas
+            .iter()
+            .map(|m| {
+                codekeep::Keep::builder()
+                    .meta(m.clone())
+                    .key_provider(Arc::new(
+                        codekeep::crypto::MasterKeyProvider::from_raw(&[9u8; 32]).unwrap(),
+                    ))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let id = keeps[0].create_account("shared").unwrap()["Id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            keeps[1].describe_account(&id.parse().unwrap()).unwrap()["Name"],
+            "shared"
+        );
         let expected = concurrent_increments(metas.clone(), 40);
         assert_eq!(read_counter(&metas[0]), expected);
         assert!(keeps[1].verify_audit_log().unwrap().valid);
@@ -263,13 +375,19 @@ mod s3 {
     #[test]
     fn s3_conforms() {
         let endpoint = std::env::var("CODEKEEP_TEST_S3_ENDPOINT").ok();
-        assert!(endpoint.is_some() || !super::servers_required(), "CODEKEEP_TEST_S3_ENDPOINT is not set");
+        assert!(
+            endpoint.is_some() || !super::servers_required(),
+            "CODEKEEP_TEST_S3_ENDPOINT is not set"
+        );
         let Some(endpoint) = endpoint else {
             eprintln!("skipped: set CODEKEEP_TEST_S3_ENDPOINT to run the S3 suite");
             return;
         };
-        let bucket = std::env::var("CODEKEEP_TEST_S3_BUCKET").unwrap_or_else(|_| "codekeep-test".to_owned());
-        let config = S3Config::new(&bucket, "us-east-1", "testing", "testing").with_endpoint(&endpoint).with_allow_http(true);
+        let bucket =
+            std::env::var("CODEKEEP_TEST_S3_BUCKET").unwrap_or_else(|_| "codekeep-test".to_owned());
+        let config = S3Config::new(&bucket, "us-east-1", "testing", "testing")
+            .with_endpoint(&endpoint)
+            .with_allow_http(true);
         let store = S3BlobStore::new(config).unwrap();
         blob_conformance(&store, &format!("run-{}", codekeep_test_suffix()));
         // Large enough to take the multipart path.
@@ -279,12 +397,25 @@ mod s3 {
         w.write_all(&data).unwrap();
         w.finish().unwrap();
         assert_eq!(store.size(&key).unwrap(), data.len() as u64);
-        assert_eq!(store.read_range(&key, 20 * 1024 * 1024, 3).unwrap(), [7, 7, 7]);
+        assert_eq!(
+            store.read_range(&key, 20 * 1024 * 1024, 3).unwrap(),
+            [7, 7, 7]
+        );
     }
 }
 
 /// A suffix that keeps concurrent test runs apart.
-#[cfg_attr(not(any(feature = "postgres", feature = "s3")), expect(dead_code, reason = "used only with the postgres or s3 features"))]
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "s3")),
+    expect(dead_code, reason = "used only with the postgres or s3 features")
+)]
 fn codekeep_test_suffix() -> String {
-    format!("{}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
 }

@@ -1,0 +1,272 @@
+//! The C ABI of codekeep: a thin adapter over the `codekeep` crate.
+//!
+//! Argument conversion, error mapping and ownership only; every rule lives in the core.
+#![expect(non_camel_case_types, reason = "C naming")]
+#![expect(
+    unsafe_code,
+    reason = "a C ABI dereferences raw pointers; each block states why it is sound"
+)]
+
+mod envelope;
+mod error;
+mod handle;
+
+use std::ffi::{CStr, CString, c_char};
+
+use codekeep::{Caller, Keep};
+
+pub use envelope::{
+    codekeep_envelope_open_file, codekeep_envelope_open_stream, codekeep_envelope_read_range,
+    codekeep_envelope_seal_file, codekeep_envelope_seal_stream, codekeep_read_callback,
+    codekeep_write_callback,
+};
+pub use error::{codekeep_last_error_message, codekeep_status, codekeep_status_str};
+
+use error::{FfiError, boundary};
+
+/// An open keep. Create with codekeep_keep_open() or codekeep_keep_open_memory(); free with
+/// codekeep_keep_free(). Thread-safe.
+#[derive(Debug)]
+pub struct codekeep_keep {
+    _private: [u8; 0],
+}
+
+/// A client of one service acting as one caller. Create with codekeep_client_new(); free with
+/// codekeep_client_free(). Thread-safe; it keeps its keep alive.
+#[derive(Debug)]
+pub struct codekeep_client {
+    _private: [u8; 0],
+}
+
+/// Bytes returned by the library. Read with codekeep_bytes_data() / codekeep_bytes_len();
+/// free with codekeep_bytes_free().
+#[derive(Debug)]
+pub struct codekeep_bytes {
+    _private: [u8; 0],
+}
+
+/// The library version, e.g. "0.1.0", as a static NUL-terminated string (never freed).
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Reads a required NUL-terminated UTF-8 string argument.
+fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, FfiError> {
+    if ptr.is_null() {
+        return Err(FfiError::new(
+            codekeep_status::NullArgument,
+            format!("`{name}` is NULL"),
+        ));
+    }
+    // SAFETY: the caller passes a valid NUL-terminated string that outlives this call (the
+    // documented contract of every `const char *` parameter).
+    let c = unsafe { CStr::from_ptr(ptr) };
+    c.to_str().map_err(|_| {
+        FfiError::new(
+            codekeep_status::InvalidUtf8,
+            format!("`{name}` is not valid UTF-8"),
+        )
+    })
+}
+
+/// Writes an owned C string to an out-parameter.
+fn write_string(out: *mut *mut c_char, value: String) -> Result<(), FfiError> {
+    let c = CString::new(value)
+        .map_err(|_| FfiError::new(codekeep_status::Internal, "output contains a NUL byte"))?;
+    handle::write_out(out, c.into_raw());
+    Ok(())
+}
+
+fn check_out<T>(out: *mut T, name: &str) -> Result<(), FfiError> {
+    if out.is_null() {
+        Err(FfiError::new(
+            codekeep_status::NullArgument,
+            format!("`{name}` is NULL"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn json_arg(ptr: *const c_char, name: &str) -> Result<serde_json::Value, FfiError> {
+    let text = str_arg(ptr, name)?;
+    serde_json::from_str(text).map_err(|e| {
+        FfiError::new(
+            codekeep_status::InvalidJson,
+            format!("`{name}` is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// Opens (creating if needed) the embedded default in directory `path` and writes the handle
+/// to `*out`. Free it with codekeep_keep_free().
+///
+/// Returns CODEKEEP_STATUS_NULL_ARGUMENT, _INVALID_UTF8, _IO, _STORAGE or _ACCESS_DENIED on
+/// failure.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_open(
+    path: *const c_char,
+    out: *mut *mut codekeep_keep,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(out, "out")?;
+        let keep = Keep::open(str_arg(path, "path")?)?;
+        handle::write_out(out, handle::keep_into_raw(keep));
+        Ok(())
+    })
+}
+
+/// Opens a keep that lives only in memory and writes the handle to `*out`. Free it with
+/// codekeep_keep_free().
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_open_memory(out: *mut *mut codekeep_keep) -> codekeep_status {
+    boundary(|| {
+        check_out(out, "out")?;
+        let keep = Keep::memory()?;
+        handle::write_out(out, handle::keep_into_raw(keep));
+        Ok(())
+    })
+}
+
+/// Frees a keep handle. NULL is a no-op. Clients created from it stay valid.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_free(keep: *mut codekeep_keep) {
+    let _ = boundary(|| {
+        handle::keep_free(keep);
+        Ok(())
+    });
+}
+
+/// Creates an account named `name`; writes its description as JSON (with "Id") to `*json_out`.
+/// Free the string with codekeep_string_free().
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_create_account(
+    keep: *const codekeep_keep,
+    name: *const c_char,
+    json_out: *mut *mut c_char,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(json_out, "json_out")?;
+        let keep = handle::keep_ref(keep)?;
+        let account = keep.create_account(str_arg(name, "name")?)?;
+        write_string(json_out, account.to_string())
+    })
+}
+
+/// Writes every account as a JSON array to `*json_out`. Free it with codekeep_string_free().
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_list_accounts(
+    keep: *const codekeep_keep,
+    json_out: *mut *mut c_char,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(json_out, "json_out")?;
+        let accounts = handle::keep_ref(keep)?.list_accounts()?;
+        write_string(json_out, serde_json::Value::Array(accounts).to_string())
+    })
+}
+
+/// Writes the description of account `account_id` as JSON to `*json_out`. Free it with
+/// codekeep_string_free(). CODEKEEP_STATUS_NOT_FOUND for an unknown id.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_describe_account(
+    keep: *const codekeep_keep,
+    account_id: *const c_char,
+    json_out: *mut *mut c_char,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(json_out, "json_out")?;
+        let id = str_arg(account_id, "account_id")?.parse()?;
+        let account = handle::keep_ref(keep)?.describe_account(&id)?;
+        write_string(json_out, account.to_string())
+    })
+}
+
+/// Verifies the audit log; writes `{"Valid": bool, "RecordsChecked": n, "FirstInvalid": ...}`
+/// to `*json_out`. Free it with codekeep_string_free(). Tampering is reported in the JSON, not
+/// as a status.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_verify_audit_log(
+    keep: *const codekeep_keep,
+    json_out: *mut *mut c_char,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(json_out, "json_out")?;
+        let report = handle::keep_ref(keep)?.verify_audit_log()?;
+        let json = serde_json::to_string(&report)
+            .map_err(|e| FfiError::new(codekeep_status::Internal, e.to_string()))?;
+        write_string(json_out, json)
+    })
+}
+
+/// Creates a client of `service` ("kms", "cloudtrail", "organizations") acting as the caller
+/// described by `caller_json` (`{"AccountId": "111122223333"}` or `{"Admin": true}`, optional
+/// "SourceIp", "UserAgent"). Free it with codekeep_client_free().
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_client_new(
+    keep: *const codekeep_keep,
+    service: *const c_char,
+    caller_json: *const c_char,
+    out: *mut *mut codekeep_client,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(out, "out")?;
+        let caller = Caller::from_json(&json_arg(caller_json, "caller_json")?)?;
+        let client = handle::keep_ref(keep)?.client(str_arg(service, "service")?, caller)?;
+        handle::write_out(out, handle::client_into_raw(client));
+        Ok(())
+    })
+}
+
+/// Frees a client. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_client_free(client: *mut codekeep_client) {
+    let _ = boundary(|| {
+        handle::client_free(client);
+        Ok(())
+    });
+}
+
+/// Calls `operation` (e.g. "CreateKey") with the JSON input `json_in`; writes the JSON output
+/// to `*json_out` (free with codekeep_string_free()). On an AWS error the status reflects its
+/// kind and codekeep_last_error_message() reads "<Code>: <message>".
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_client_call(
+    client: *const codekeep_client,
+    operation: *const c_char,
+    json_in: *const c_char,
+    json_out: *mut *mut c_char,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(json_out, "json_out")?;
+        let input = json_arg(json_in, "json_in")?;
+        let output = handle::client_ref(client)?.call(str_arg(operation, "operation")?, input)?;
+        write_string(json_out, output.to_string())
+    })
+}
+
+/// Frees a string returned by the library. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_string_free(s: *mut c_char) {
+    handle::string_free(s);
+}
+
+/// The bytes of a buffer returned by the library (valid until codekeep_bytes_free()); NULL for
+/// a NULL buffer.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_bytes_data(bytes: *const codekeep_bytes) -> *const u8 {
+    handle::bytes_ref(bytes).map_or(std::ptr::null(), Vec::as_ptr)
+}
+
+/// The length of a buffer returned by the library; 0 for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_bytes_len(bytes: *const codekeep_bytes) -> usize {
+    handle::bytes_ref(bytes).map_or(0, Vec::len)
+}
+
+/// Frees a buffer returned by the library. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_bytes_free(bytes: *mut codekeep_bytes) {
+    handle::bytes_free(bytes);
+}

@@ -1,0 +1,188 @@
+/* C tests of the codekeep ABI. Built with -Wall -Wextra -Werror against include/codekeep.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codekeep.h"
+#include "codekeep.h" /* included twice on purpose: the include guard must hold */
+
+static int failures = 0;
+#define CHECK(cond)                                                   \
+  do {                                                                \
+    if (!(cond)) {                                                    \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                     \
+    }                                                                 \
+  } while (0)
+#define OK(call) CHECK((call) == CODEKEEP_STATUS_OK)
+
+/* Extracts the string value of "name" from flat JSON into out (enough for ids and ARNs). */
+static void json_get(const char *json, const char *name, char *out, size_t cap) {
+  char pat[128];
+  snprintf(pat, sizeof pat, "\"%s\":\"", name);
+  const char *p = strstr(json, pat);
+  out[0] = 0;
+  if (!p) return;
+  p += strlen(pat);
+  size_t i = 0;
+  while (p[i] && p[i] != '"' && i + 1 < cap) { out[i] = p[i]; i++; }
+  out[i] = 0;
+}
+
+struct mem { unsigned char *data; size_t len, pos; };
+
+static uint32_t mem_read(void *ud, uint8_t *buf, size_t len, size_t *out_n) {
+  struct mem *m = ud;
+  size_t n = m->len - m->pos < len ? m->len - m->pos : len;
+  memcpy(buf, m->data + m->pos, n);
+  m->pos += n;
+  *out_n = n;
+  return CODEKEEP_STATUS_OK;
+}
+
+static uint32_t mem_write(void *ud, const uint8_t *buf, size_t len) {
+  struct mem *m = ud;
+  unsigned char *grown = realloc(m->data, m->len + len);
+  if (!grown) return CODEKEEP_STATUS_INTERNAL;
+  m->data = grown;
+  memcpy(m->data + m->len, buf, len);
+  m->len += len;
+  return CODEKEEP_STATUS_OK;
+}
+
+static void test_version_and_statuses(void) {
+  CHECK(CODEKEEP_VERSION_NUMBER == ((CODEKEEP_VERSION_MAJOR << 16) | (CODEKEEP_VERSION_MINOR << 8) | CODEKEEP_VERSION_PATCH));
+  char expect[32];
+  snprintf(expect, sizeof expect, "%d.%d.%d", CODEKEEP_VERSION_MAJOR, CODEKEEP_VERSION_MINOR, CODEKEEP_VERSION_PATCH);
+  CHECK(strcmp(codekeep_version(), expect) == 0);
+  const uint32_t all[] = {CODEKEEP_STATUS_OK, CODEKEEP_STATUS_NULL_ARGUMENT, CODEKEEP_STATUS_INVALID_ARGUMENT,
+      CODEKEEP_STATUS_INVALID_UTF8, CODEKEEP_STATUS_BUFFER_TOO_SMALL, CODEKEEP_STATUS_ALREADY_USED,
+      CODEKEEP_STATUS_PANIC, CODEKEEP_STATUS_UNSUPPORTED, CODEKEEP_STATUS_INTERNAL, CODEKEEP_STATUS_INVALID_JSON,
+      CODEKEEP_STATUS_NOT_FOUND, CODEKEEP_STATUS_ALREADY_EXISTS, CODEKEEP_STATUS_ACCESS_DENIED,
+      CODEKEEP_STATUS_CONFLICT, CODEKEEP_STATUS_INVALID_STATE, CODEKEEP_STATUS_LIMIT_EXCEEDED,
+      CODEKEEP_STATUS_DECRYPT_FAILED, CODEKEEP_STATUS_KEY_DISABLED, CODEKEEP_STATUS_STORAGE, CODEKEEP_STATUS_IO};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+    const char *s = codekeep_status_str(all[i]);
+    CHECK(s != NULL && s[0] != 0 && strcmp(s, "unknown status") != 0);
+  }
+  CHECK(strcmp(codekeep_status_str(99999), "unknown status") == 0);
+}
+
+static void test_errors(void) {
+  codekeep_keep *keep = NULL;
+  CHECK(codekeep_keep_open_memory(NULL) == CODEKEEP_STATUS_NULL_ARGUMENT);
+  size_t n = 0;
+  CHECK(codekeep_last_error_message(NULL, 0, &n) == CODEKEEP_STATUS_BUFFER_TOO_SMALL);
+  CHECK(n > 0);
+  char small[4];
+  CHECK(codekeep_last_error_message(small, sizeof small, &n) == CODEKEEP_STATUS_BUFFER_TOO_SMALL);
+  CHECK(strlen(small) == 3);
+  char big[256];
+  OK(codekeep_last_error_message(big, sizeof big, &n));
+  CHECK(strlen(big) == n && strstr(big, "NULL") != NULL);
+
+  OK(codekeep_keep_open_memory(&keep));
+  codekeep_client *client = NULL;
+  CHECK(codekeep_client_new(keep, "kms", "{not json", &client) == CODEKEEP_STATUS_INVALID_JSON);
+  CHECK(client == NULL);
+  CHECK(codekeep_client_new(keep, "kms", "{\"AccountId\":\"12\"}", &client) == CODEKEEP_STATUS_INVALID_ARGUMENT);
+  CHECK(codekeep_client_new(keep, "nope", "{\"Admin\":true}", &client) == CODEKEEP_STATUS_INVALID_ARGUMENT);
+  const char bad_utf8[] = {(char)0xff, (char)0xfe, 0};
+  CHECK(codekeep_keep_create_account(keep, bad_utf8, &(char *){NULL}) == CODEKEEP_STATUS_INVALID_UTF8);
+  codekeep_keep_free(keep);
+  codekeep_keep_free(NULL);
+  codekeep_client_free(NULL);
+  codekeep_string_free(NULL);
+  codekeep_bytes_free(NULL);
+}
+
+static void test_kms_and_envelope(void) {
+  codekeep_keep *keep = NULL;
+  OK(codekeep_keep_open_memory(&keep));
+  char *account = NULL;
+  OK(codekeep_keep_create_account(keep, "c-test", &account));
+  char id[64], caller[128];
+  json_get(account, "Id", id, sizeof id);
+  CHECK(strlen(id) == 12);
+  snprintf(caller, sizeof caller, "{\"AccountId\":\"%s\"}", id);
+  codekeep_client *kms = NULL;
+  OK(codekeep_client_new(keep, "kms", caller, &kms));
+  char *out = NULL;
+  OK(codekeep_client_call(kms, "CreateKey", "{\"Description\":\"from C\"}", &out));
+  char key_id[64];
+  json_get(out, "KeyId", key_id, sizeof key_id);
+  CHECK(strlen(key_id) == 36);
+  codekeep_string_free(out);
+
+  char *missing = NULL;
+  CHECK(codekeep_client_call(kms, "DescribeKey", "{\"KeyId\":\"alias/none\"}", &missing) == CODEKEEP_STATUS_NOT_FOUND);
+  CHECK(missing == NULL);
+  char msg[512];
+  size_t n;
+  OK(codekeep_last_error_message(msg, sizeof msg, &n));
+  CHECK(strncmp(msg, "NotFoundException: ", 19) == 0);
+
+  /* Seal through callbacks, then open through callbacks. */
+  struct mem plain = {(unsigned char *)"the quick brown fox jumps over the lazy dog", 43, 0};
+  struct mem sealed = {NULL, 0, 0};
+  OK(codekeep_envelope_seal_stream(kms, key_id, "{\"repo\":\"r1\"}", mem_read, &plain, mem_write, &sealed));
+  CHECK(sealed.len > 43);
+  struct mem opened = {NULL, 0, 0};
+  OK(codekeep_envelope_open_stream(kms, "{\"repo\":\"r1\"}", mem_read, &sealed, mem_write, &opened));
+  CHECK(opened.len == 43 && memcmp(opened.data, plain.data, 43) == 0);
+  sealed.pos = 0;
+  struct mem wrong = {NULL, 0, 0};
+  CHECK(codekeep_envelope_open_stream(kms, "{\"repo\":\"r2\"}", mem_read, &sealed, mem_write, &wrong) == CODEKEEP_STATUS_DECRYPT_FAILED);
+  CHECK(wrong.len == 0);
+  free(sealed.data);
+  free(opened.data);
+  free(wrong.data);
+
+  /* Files and range reads. */
+  const char *in_path = "build/c-test-plain.txt", *sealed_path = "build/c-test-sealed.bin", *out_path = "build/c-test-opened.txt";
+  FILE *f = fopen(in_path, "wb");
+  CHECK(f != NULL);
+  if (f) {
+    for (int i = 0; i < 20000; i++) fprintf(f, "line %05d\n", i);
+    fclose(f);
+  }
+  OK(codekeep_envelope_seal_file(kms, key_id, NULL, in_path, sealed_path));
+  OK(codekeep_envelope_open_file(kms, NULL, sealed_path, out_path));
+  codekeep_bytes *range = NULL;
+  OK(codekeep_envelope_read_range(kms, NULL, sealed_path, 11 * 12345, 11, &range));
+  CHECK(codekeep_bytes_len(range) == 11 && memcmp(codekeep_bytes_data(range), "line 12345\n", 11) == 0);
+  codekeep_bytes_free(range);
+
+  char input[128];
+  snprintf(input, sizeof input, "{\"KeyId\":\"%s\"}", key_id);
+  OK(codekeep_client_call(kms, "DisableKey", input, &out));
+  codekeep_string_free(out);
+  range = NULL;
+  CHECK(codekeep_envelope_read_range(kms, NULL, sealed_path, 0, 4, &range) == CODEKEEP_STATUS_KEY_DISABLED);
+  CHECK(range == NULL);
+
+  char *report = NULL;
+  OK(codekeep_keep_verify_audit_log(keep, &report));
+  CHECK(strstr(report, "\"Valid\":true") != NULL);
+  codekeep_string_free(report);
+  char *accounts = NULL;
+  OK(codekeep_keep_list_accounts(keep, &accounts));
+  CHECK(strstr(accounts, id) != NULL);
+  codekeep_string_free(accounts);
+
+  codekeep_string_free(account);
+  codekeep_client_free(kms);
+  codekeep_keep_free(keep);
+}
+
+int main(void) {
+  test_version_and_statuses();
+  test_errors();
+  test_kms_and_envelope();
+  if (failures) {
+    fprintf(stderr, "%d check(s) failed\n", failures);
+    return 1;
+  }
+  printf("c tests: all checks passed\n");
+  return 0;
+}

@@ -1,0 +1,163 @@
+"""codekeep: private git hosting with AWS's KMS, CloudTrail and CodeCommit model, in-process.
+
+    >>> import codekeep
+    >>> with codekeep.Keep.memory() as keep:
+    ...     account = keep.create_account("demo")["Id"]
+    ...     kms = keep.client("kms", account=account)
+    ...     key = kms.create_key(Description="demo")["KeyMetadata"]["KeyId"]
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from typing import Any
+
+from . import _native
+from .exceptions import (
+    AccessDenied,
+    ClientError,
+    CodekeepError,
+    CryptoError,
+    DecryptionError,
+    InvalidArgument,
+    KeyDisabled,
+    NotFound,
+    error_class,
+)
+
+__version__: str = _native.__version__
+__all__ = ["Keep", "Client", "ClientError", "CodekeepError", "InvalidArgument", "AccessDenied",
+           "NotFound", "CryptoError", "DecryptionError", "KeyDisabled", "__version__"]
+
+
+def _encode(value: Any) -> Any:
+    """Blob inputs may be given as bytes, as boto3 allows; JSON carries them as base64."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _snake_to_pascal(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+class _Exceptions:
+    """``client.exceptions.NotFoundException`` and friends, as boto3 offers them."""
+
+    ClientError = ClientError
+
+    def __getattr__(self, code: str) -> type[ClientError]:
+        if not re.fullmatch(r"[A-Z][A-Za-z]*", code):
+            raise AttributeError(code)
+        kinds = {
+            "NotFoundException": "not_found", "DisabledException": "disabled",
+            "InvalidCiphertextException": "integrity_failure", "AccessDeniedException": "access_denied",
+            "ValidationException": "invalid_argument", "AlreadyExistsException": "already_exists",
+            "KMSInvalidStateException": "invalid_state", "IncorrectKeyException": "invalid_argument",
+            "InvalidAliasNameException": "invalid_argument", "TagException": "invalid_argument",
+            "MalformedPolicyDocumentException": "invalid_argument", "LimitExceededException": "limit_exceeded",
+            "UnsupportedOperationException": "unsupported", "AccountNotFoundException": "not_found",
+        }
+        return error_class(code, kinds.get(code, ""))
+
+
+class Client:
+    """A boto3-shaped client: ``kms.create_key(Description="x")`` returns a dict."""
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self.exceptions = _Exceptions()
+        self._operations = set(native.operation_names())
+
+    @property
+    def service(self) -> str:
+        return str(self._native.service)
+
+    def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        """Calls ``operation`` (e.g. ``"CreateKey"``) with AWS-shaped keyword arguments."""
+        out = json.loads(self._native.call_json(operation, json.dumps(_encode(params))))
+        for member in self._native.blob_members(operation):
+            if isinstance(out.get(member), str):
+                out[member] = base64.b64decode(out[member])
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        operation = _snake_to_pascal(name)
+        if name.startswith("_") or operation not in self._operations:
+            raise AttributeError(f"{self.service!r} client has no operation {name!r}")
+
+        def method(**params: Any) -> dict[str, Any]:
+            return self.call(operation, **params)
+
+        method.__name__ = name
+        return method
+
+    def create_sealed(self, path: str | os.PathLike[str], *, KeyId: str,
+                      EncryptionContext: dict[str, str] | None = None) -> Any:
+        """A writable file object that seals what is written under ``KeyId`` (kms clients)."""
+        return self._native.create_sealed(os.fspath(path), KeyId, json.dumps(EncryptionContext or {}))
+
+    def open_sealed(self, path: str | os.PathLike[str], *,
+                    EncryptionContext: dict[str, str] | None = None) -> Any:
+        """A readable, seekable file object over the plaintext of a sealed file (kms clients)."""
+        return self._native.open_sealed(os.fspath(path), json.dumps(EncryptionContext or {}))
+
+
+class Keep:
+    """A running keep. Use ``Keep.open(path)`` or ``Keep.memory()``; also a context manager."""
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> "Keep":
+        """Opens (creating if needed) the embedded default in directory ``path``."""
+        return cls(_native.Keep.open(os.fspath(path)))
+
+    @classmethod
+    def memory(cls) -> "Keep":
+        """A keep that lives only in memory."""
+        return cls(_native.Keep.memory())
+
+    def create_account(self, name: str) -> dict[str, Any]:
+        """Creates an account; returns its description (``Id``, ``Arn``, ``Name``, ...)."""
+        return json.loads(self._native.create_account_json(name))
+
+    def list_accounts(self) -> list[dict[str, Any]]:
+        """Every account, oldest first."""
+        return json.loads(self._native.list_accounts_json())
+
+    def client(self, service: str, *, account: str | None = None, admin: bool = False,
+               source_ip: str | None = None, user_agent: str | None = None) -> Client:
+        """A client of ``service`` acting as ``account``'s root (or as the keep administrator)."""
+        caller: dict[str, Any] = {"Admin": True} if admin else {"AccountId": account}
+        if source_ip is not None:
+            caller["SourceIp"] = source_ip
+        if user_agent is not None:
+            caller["UserAgent"] = user_agent
+        return Client(self._native.client(service, json.dumps(caller)))
+
+    def verify_audit_log(self) -> dict[str, Any]:
+        """``{"Valid": bool, "RecordsChecked": int, "FirstInvalid": {...} | None, ...}``."""
+        return json.loads(self._native.verify_audit_log_json())
+
+    def close(self) -> None:
+        """Releases the keep; idempotent."""
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._native.closed)
+
+    def __enter__(self) -> "Keep":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,75 @@
+"""Exceptions raised by codekeep, shaped like botocore's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CodekeepError", "ClientError", "InvalidArgument", "AccessDenied", "NotFound",
+           "CryptoError", "DecryptionError", "KeyDisabled", "error_class"]
+
+
+class CodekeepError(Exception):
+    """Root of every codekeep exception."""
+
+
+class ClientError(CodekeepError):
+    """An operation failed; ``.response["Error"]["Code"]`` is the AWS error code."""
+
+    def __init__(self, code: str, message: str, kind: str, status: int, operation: str) -> None:
+        self.response: dict[str, Any] = {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+        self.operation_name = operation
+        self.kind = kind
+        super().__init__(f"An error occurred ({code}) when calling the {operation} operation: {message}")
+
+
+class InvalidArgument(ClientError, ValueError):
+    """The input was malformed or out of range."""
+
+
+class AccessDenied(ClientError, PermissionError):
+    """The caller is not allowed to do this."""
+
+
+class NotFound(ClientError, LookupError):
+    """The named resource does not exist."""
+
+
+class CryptoError(ClientError):
+    """A cryptographic operation was refused."""
+
+
+class DecryptionError(CryptoError):
+    """Authenticated decryption failed: wrong key, wrong context, or tampered data."""
+
+
+class KeyDisabled(CryptoError):
+    """The key is disabled."""
+
+
+_KIND_BASES: dict[str, type[ClientError]] = {
+    "invalid_argument": InvalidArgument,
+    "access_denied": AccessDenied,
+    "not_found": NotFound,
+    "integrity_failure": DecryptionError,
+    "disabled": KeyDisabled,
+}
+
+_classes: dict[tuple[str, str], type[ClientError]] = {}
+
+
+def error_class(code: str, kind: str = "") -> type[ClientError]:
+    """The exception class for AWS error ``code`` (one per code, as ``client.exceptions`` has)."""
+    key = (code, kind)
+    cls = _classes.get(key)
+    if cls is None:
+        base = _KIND_BASES.get(kind, ClientError)
+        cls = type(code, (base,), {"__module__": __name__})
+        _classes[key] = cls
+    return cls
+
+
+def _from_native(code: str, message: str, kind: str, status: int, operation: str) -> ClientError:
+    return error_class(code, kind)(code, message, kind, status, operation)

@@ -1,0 +1,415 @@
+//! Python bindings: a thin adapter over the `codekeep` crate.
+//!
+//! JSON crosses the boundary as text (Python's `json` module is fast and exact); every call into
+//! the core runs with the GIL released. Errors become `codekeep.exceptions.ClientError`
+//! subclasses keyed on the AWS error code, built by `codekeep.exceptions._from_native`.
+
+#![expect(
+    clippy::unused_self,
+    reason = "io.IOBase methods such as `readable` take self in Python"
+)]
+#![expect(
+    clippy::needless_pass_by_value,
+    reason = "pyo3 hands buffer arguments over by value"
+)]
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::sync::Mutex;
+
+use codekeep::crypto::{EncryptionContext, EnvelopeOpener, SealWriter};
+use codekeep::{Caller, Client as CoreClient, Keep as CoreKeep};
+use pyo3::prelude::*;
+
+/// Converts a core error into the Python exception for its AWS code.
+fn to_py_err(py: Python<'_>, err: &codekeep::Error, operation: &str) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let factory = py.import("codekeep.exceptions")?.getattr("_from_native")?;
+        let exc = factory.call1((
+            err.code(),
+            err.message(),
+            err.kind().as_str(),
+            err.status(),
+            operation,
+        ))?;
+        Ok(PyErr::from_value(exc))
+    };
+    build().unwrap_or_else(|e| e)
+}
+
+fn parse_json(text: &str) -> PyResult<serde_json::Value> {
+    serde_json::from_str(text)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("invalid JSON: {e}")))
+}
+
+fn closed() -> PyErr {
+    pyo3::exceptions::PyValueError::new_err("I/O operation on closed object")
+}
+
+/// A running keep.
+#[pyclass(name = "Keep", module = "codekeep._native", frozen)]
+struct Keep {
+    inner: Mutex<Option<CoreKeep>>,
+}
+
+impl Keep {
+    fn keep(&self) -> PyResult<CoreKeep> {
+        self.inner
+            .lock()
+            .map_err(|_| closed())?
+            .clone()
+            .ok_or_else(closed)
+    }
+}
+
+#[pymethods]
+impl Keep {
+    /// Opens (creating if needed) the embedded default in directory `path`.
+    #[staticmethod]
+    fn open(py: Python<'_>, path: &str) -> PyResult<Self> {
+        let keep = py
+            .detach(|| CoreKeep::open(path))
+            .map_err(|e| to_py_err(py, &e, "Open"))?;
+        Ok(Keep {
+            inner: Mutex::new(Some(keep)),
+        })
+    }
+
+    /// A keep that lives only in memory.
+    #[staticmethod]
+    fn memory(py: Python<'_>) -> PyResult<Self> {
+        let keep = py
+            .detach(CoreKeep::memory)
+            .map_err(|e| to_py_err(py, &e, "Open"))?;
+        Ok(Keep {
+            inner: Mutex::new(Some(keep)),
+        })
+    }
+
+    /// Creates an account; returns its description as JSON text.
+    fn create_account_json(&self, py: Python<'_>, name: &str) -> PyResult<String> {
+        let keep = self.keep()?;
+        py.detach(|| keep.create_account(name))
+            .map(|v| v.to_string())
+            .map_err(|e| to_py_err(py, &e, "CreateAccount"))
+    }
+
+    /// Every account as a JSON array.
+    fn list_accounts_json(&self, py: Python<'_>) -> PyResult<String> {
+        let keep = self.keep()?;
+        py.detach(|| keep.list_accounts())
+            .map(|v| serde_json::Value::Array(v).to_string())
+            .map_err(|e| to_py_err(py, &e, "ListAccounts"))
+    }
+
+    /// A client of `service` acting as the caller described by `caller_json`.
+    fn client(&self, py: Python<'_>, service: &str, caller_json: &str) -> PyResult<Client> {
+        let keep = self.keep()?;
+        let caller = Caller::from_json(&parse_json(caller_json)?)
+            .map_err(|e| to_py_err(py, &e, "Client"))?;
+        let client = keep
+            .client(service, caller)
+            .map_err(|e| to_py_err(py, &e, "Client"))?;
+        Ok(Client { inner: client })
+    }
+
+    /// Verifies the audit log; returns the report as JSON text.
+    fn verify_audit_log_json(&self, py: Python<'_>) -> PyResult<String> {
+        let keep = self.keep()?;
+        let report = py
+            .detach(|| keep.verify_audit_log())
+            .map_err(|e| to_py_err(py, &e, "VerifyAuditLog"))?;
+        serde_json::to_string(&report)
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// Releases the keep. Idempotent; clients already made stay usable.
+    fn close(&self) -> PyResult<()> {
+        self.inner.lock().map_err(|_| closed())?.take();
+        Ok(())
+    }
+
+    /// True once closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.lock().map_or(true, |g| g.is_none())
+    }
+}
+
+/// A client of one service acting as one caller.
+#[pyclass(name = "Client", module = "codekeep._native", frozen)]
+struct Client {
+    inner: CoreClient,
+}
+
+#[pymethods]
+impl Client {
+    /// Calls `operation` with JSON text input; returns JSON text output.
+    fn call_json(&self, py: Python<'_>, operation: &str, input_json: &str) -> PyResult<String> {
+        let input = parse_json(input_json)?;
+        let client = &self.inner;
+        py.detach(|| client.call(operation, input))
+            .map(|v| v.to_string())
+            .map_err(|e| to_py_err(py, &e, operation))
+    }
+
+    /// The top-level output members of `operation` that are blobs (base64 in JSON).
+    fn blob_members(&self, operation: &str) -> Vec<&'static str> {
+        self.inner.blob_members(operation).to_vec()
+    }
+
+    /// The operations this client can call.
+    fn operation_names(&self) -> Vec<&'static str> {
+        self.inner.operation_names()
+    }
+
+    /// The service name.
+    #[getter]
+    fn service(&self) -> &str {
+        self.inner.service()
+    }
+
+    /// Opens `path` for writing an envelope sealed under KMS key `key_id`.
+    fn create_sealed(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        key_id: &str,
+        context_json: &str,
+    ) -> PyResult<SealedWriter> {
+        let context = context_of(context_json)?;
+        let client = &self.inner;
+        let writer = py
+            .detach(|| -> codekeep::Result<SealWriter<BufWriter<File>>> {
+                let file = File::create(path)?;
+                client.seal_writer(key_id, &context, BufWriter::new(file))
+            })
+            .map_err(|e| to_py_err(py, &e, "GenerateDataKey"))?;
+        Ok(SealedWriter {
+            inner: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Opens the envelope in `path` for reading with range reads.
+    fn open_sealed(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        context_json: &str,
+    ) -> PyResult<SealedReader> {
+        let context = context_of(context_json)?;
+        let client = &self.inner;
+        let (file, opener, len) = py
+            .detach(|| -> codekeep::Result<(File, EnvelopeOpener, u64)> {
+                let file = File::open(path)?;
+                let opener = client.envelope_opener(&context, &file)?;
+                let len = opener.plaintext_len(file.metadata()?.len())?;
+                Ok((file, opener, len))
+            })
+            .map_err(|e| to_py_err(py, &e, "Decrypt"))?;
+        Ok(SealedReader {
+            state: Mutex::new(ReaderState {
+                file: Some(file),
+                opener,
+                pos: 0,
+                len,
+            }),
+        })
+    }
+}
+
+fn context_of(json: &str) -> PyResult<EncryptionContext> {
+    let value = parse_json(json)?;
+    let map = value.as_object().ok_or_else(|| {
+        pyo3::exceptions::PyTypeError::new_err("EncryptionContext must be a dict of str")
+    })?;
+    let mut ctx = EncryptionContext::new();
+    for (k, v) in map {
+        let v = v.as_str().ok_or_else(|| {
+            pyo3::exceptions::PyTypeError::new_err("EncryptionContext values must be str")
+        })?;
+        ctx = ctx.with(k, v);
+    }
+    Ok(ctx)
+}
+
+/// A file-like writer of a sealed envelope. `close()` seals the final segment.
+#[pyclass(name = "SealedWriter", module = "codekeep._native", frozen)]
+struct SealedWriter {
+    inner: Mutex<Option<SealWriter<BufWriter<File>>>>,
+}
+
+#[pymethods]
+impl SealedWriter {
+    /// Writes bytes; returns how many.
+    fn write(&self, py: Python<'_>, data: pyo3::buffer::PyBuffer<u8>) -> PyResult<usize> {
+        let bytes = data.to_vec(py)?;
+        let mut guard = self.inner.lock().map_err(|_| closed())?;
+        let writer = guard.as_mut().ok_or_else(closed)?;
+        py.detach(|| writer.write_all(&bytes))
+            .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+        Ok(bytes.len())
+    }
+
+    /// Seals the final segment and closes the file. Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let writer = self.inner.lock().map_err(|_| closed())?.take();
+        if let Some(w) = writer {
+            py.detach(|| -> codekeep::Result<()> {
+                let file = w
+                    .finish()?
+                    .into_inner()
+                    .map_err(|e| codekeep::Error::from(e.into_error()))?;
+                file.sync_all()?;
+                Ok(())
+            })
+            .map_err(|e| to_py_err(py, &e, "Seal"))?;
+        }
+        Ok(())
+    }
+
+    /// True once closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.lock().map_or(true, |g| g.is_none())
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
+
+    fn readable(&self) -> bool {
+        false
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+}
+
+struct ReaderState {
+    file: Option<File>,
+    opener: EnvelopeOpener,
+    pos: u64,
+    len: u64,
+}
+
+/// A file-like, seekable reader of a sealed envelope: each read decrypts only the segments it
+/// covers.
+#[pyclass(name = "SealedReader", module = "codekeep._native", frozen)]
+struct SealedReader {
+    state: Mutex<ReaderState>,
+}
+
+#[pymethods]
+impl SealedReader {
+    /// Reads up to `size` bytes (all remaining when negative).
+    #[pyo3(signature = (size=-1))]
+    fn read<'py>(&self, py: Python<'py>, size: i64) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let mut st = self.state.lock().map_err(|_| closed())?;
+        let remaining = st.len.saturating_sub(st.pos);
+        let want = u64::try_from(size).map_or(remaining, |s| s.min(remaining));
+        let st = &mut *st;
+        let file = st.file.as_ref().ok_or_else(closed)?;
+        let (opener, pos) = (&st.opener, st.pos);
+        let data = py
+            .detach(|| opener.read_range(file, pos, want))
+            .map_err(|e| to_py_err(py, &e, "Read"))?;
+        st.pos += data.len() as u64;
+        Ok(pyo3::types::PyBytes::new(py, &data))
+    }
+
+    /// Moves the position like `io.IOBase.seek`; returns the new position.
+    #[pyo3(signature = (offset, whence=0))]
+    fn seek(&self, offset: i64, whence: i32) -> PyResult<u64> {
+        let mut st = self.state.lock().map_err(|_| closed())?;
+        let base = match whence {
+            0 => 0i128,
+            1 => i128::from(st.pos),
+            2 => i128::from(st.len),
+            _ => {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "whence must be 0, 1 or 2",
+                ));
+            }
+        };
+        let target = base + i128::from(offset);
+        st.pos = u64::try_from(target)
+            .map_err(|_| pyo3::exceptions::PyValueError::new_err("negative seek position"))?;
+        Ok(st.pos)
+    }
+
+    /// The current position.
+    fn tell(&self) -> PyResult<u64> {
+        Ok(self.state.lock().map_err(|_| closed())?.pos)
+    }
+
+    /// The plaintext length.
+    #[getter]
+    fn size(&self) -> PyResult<u64> {
+        Ok(self.state.lock().map_err(|_| closed())?.len)
+    }
+
+    /// Closes the file. Idempotent.
+    fn close(&self) -> PyResult<()> {
+        self.state.lock().map_err(|_| closed())?.file.take();
+        Ok(())
+    }
+
+    /// True once closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.state.lock().map_or(true, |s| s.file.is_none())
+    }
+
+    fn readable(&self) -> bool {
+        true
+    }
+
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    fn writable(&self) -> bool {
+        false
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close()?;
+        Ok(false)
+    }
+}
+
+/// The native module.
+#[pymodule]
+mod _native {
+    #[pymodule_export]
+    use super::{Client, Keep, SealedReader, SealedWriter};
+
+    #[pymodule_init]
+    fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+        use pyo3::types::PyModuleMethods as _;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        let kinds: Vec<&str> = codekeep::ErrorKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect();
+        m.add("ERROR_KINDS", kinds)?;
+        Ok(())
+    }
+}

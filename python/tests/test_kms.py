@@ -1,0 +1,108 @@
+import concurrent.futures
+
+import pytest
+
+import codekeep
+
+
+@pytest.fixture()
+def kms():
+    with codekeep.Keep.memory() as keep:
+        account = keep.create_account("py")["Id"]
+        yield keep.client("kms", account=account)
+
+
+def test_keep_accounts_and_context_manager():
+    keep = codekeep.Keep.memory()
+    with keep:
+        a = keep.create_account("one")
+        assert len(a["Id"]) == 12 and a["Name"] == "one"
+        assert [x["Id"] for x in keep.list_accounts()] == [a["Id"]]
+    assert keep.closed
+    keep.close()  # idempotent
+    with pytest.raises(ValueError):
+        keep.create_account("after close")
+
+
+def test_boto3_shaped_calls_return_bytes_for_blobs(kms):
+    meta = kms.create_key(Description="py key")["KeyMetadata"]
+    assert meta["KeyState"] == "Enabled" and meta["Description"] == "py key"
+    dk = kms.generate_data_key(KeyId=meta["KeyId"], KeySpec="AES_256", EncryptionContext={"repo": "r"})
+    assert isinstance(dk["Plaintext"], bytes) and len(dk["Plaintext"]) == 32
+    assert isinstance(dk["CiphertextBlob"], bytes)
+    back = kms.decrypt(CiphertextBlob=dk["CiphertextBlob"], EncryptionContext={"repo": "r"})
+    assert back["Plaintext"] == dk["Plaintext"]
+    enc = kms.encrypt(KeyId=meta["KeyId"], Plaintext=b"hello")
+    assert kms.decrypt(CiphertextBlob=enc["CiphertextBlob"])["Plaintext"] == b"hello"
+
+
+def test_client_errors_carry_the_aws_code(kms):
+    with pytest.raises(codekeep.ClientError) as info:
+        kms.describe_key(KeyId="alias/missing")
+    assert info.value.response["Error"]["Code"] == "NotFoundException"
+    assert isinstance(info.value, kms.exceptions.NotFoundException)
+    assert isinstance(info.value, codekeep.NotFound)
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    with pytest.raises(kms.exceptions.InvalidCiphertextException):
+        kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=key, Plaintext=b"x", EncryptionContext={"a": "1"})["CiphertextBlob"],
+                    EncryptionContext={"a": "2"})
+    kms.disable_key(KeyId=key)
+    with pytest.raises(kms.exceptions.DisabledException) as info:
+        kms.encrypt(KeyId=key, Plaintext=b"x")
+    assert isinstance(info.value, codekeep.KeyDisabled)
+    with pytest.raises(codekeep.InvalidArgument):
+        kms.generate_data_key(KeyId=key)
+    with pytest.raises(AttributeError):
+        kms.no_such_operation()
+
+
+def test_sealed_files_are_file_like(kms, tmp_path):
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    data = b"".join(b"row %06d\n" % i for i in range(50_000))
+    path = tmp_path / "data.sealed"
+    with kms.create_sealed(path, KeyId=key, EncryptionContext={"f": "1"}) as w:
+        for i in range(0, len(data), 70_001):
+            w.write(data[i:i + 70_001])
+        w.write(memoryview(b""))
+    assert b"row 000001" not in path.read_bytes()
+    with kms.open_sealed(path, EncryptionContext={"f": "1"}) as r:
+        assert r.size == len(data)
+        r.seek(11 * 1234)
+        assert r.read(11) == b"row 001234\n"
+        assert r.tell() == 11 * 1235
+        r.seek(-11, 2)
+        assert r.read() == b"row 049999\n"
+        r.seek(0)
+        assert r.read() == data
+    with pytest.raises(codekeep.DecryptionError):
+        kms.open_sealed(path, EncryptionContext={"f": "2"})
+
+
+def test_audit_log_verifies_and_lookup_events():
+    with codekeep.Keep.memory() as keep:
+        account = keep.create_account("audit")["Id"]
+        kms = keep.client("kms", account=account)
+        kms.create_key()
+        with pytest.raises(kms.exceptions.NotFoundException):
+            kms.describe_key(KeyId="alias/none")
+        report = keep.verify_audit_log()
+        assert report["Valid"] is True and report["RecordsChecked"] == 3 and report["FirstInvalid"] is None
+        trail = keep.client("cloudtrail", account=account)
+        events = trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "DescribeKey"}])
+        assert [e["EventName"] for e in events["Events"]] == ["DescribeKey"]
+
+
+def test_threads_share_one_client_without_deadlock(kms):
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+
+    def work(i: int) -> bytes:
+        ct = kms.encrypt(KeyId=key, Plaintext=b"%d" % i)["CiphertextBlob"]
+        return kms.decrypt(CiphertextBlob=ct)["Plaintext"]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(work, range(200), timeout=120))
+    assert results == [b"%d" % i for i in range(200)]
+
+
+def test_version():
+    assert codekeep.__version__ == "0.1.0"
