@@ -16,7 +16,7 @@ LDLIBS := -lpthread -ldl -lm
 VALGRIND := valgrind --suppressions=ffi/tests/c/valgrind.supp --undef-value-errors=no --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 FEATURES := crypto audit postgres s3
 
-.PHONY: test demo bench tools venv lint rust-test features header header-check c-test python-test clean
+.PHONY: test demo bench tools venv lint rust-test features header header-check c-test python-build python-test bench-build clean
 
 test: tools lint features header-check rust-test c-test python-test bench-build
 	@echo "make test: every gate passed"
@@ -58,21 +58,23 @@ c-test:
 	cc $(CFLAGS) ffi/tests/c/test_ffi.c $(STATICLIB) $(LDLIBS) -o build/test_ffi
 	cc $(CFLAGS) examples/c/quickstart.c $(STATICLIB) $(LDLIBS) -o build/quickstart_c
 	c++ -Wall -Wextra -Werror -x c++ -fsyntax-only -Iinclude - <<< '#include "codekeep.h"'
-	./build/test_ffi
+	rm -rf build/c-provider-keep && ./build/test_ffi
 	rm -rf build/c-quickstart && ./build/quickstart_c build/c-quickstart
-	$(VALGRIND) ./build/test_ffi
+	rm -rf build/c-provider-keep && $(VALGRIND) ./build/test_ffi
 	rm -rf build/c-quickstart && $(VALGRIND) ./build/quickstart_c build/c-quickstart >/dev/null
 	@nm -g --defined-only $(STATICLIB) 2>/dev/null | awk '$$2 == "T" {print $$3}' | grep -E '^codekeep_' | sort -u > build/exported.txt
 	@test -s build/exported.txt
 
-python-test: venv
+python-build: venv
 	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop -q --locked
+
+python-test: python-build
 	$(PY) -m pytest -q python/tests examples/python
 
 bench-build:
 	cargo bench -p codekeep-bench --no-run --locked
 
-bench: venv
+bench: python-build
 	scripts/with-services.sh cargo bench -p codekeep-bench --locked -- --quiet
 	$(PY) benches/aws_encryption_sdk_peer.py
 	@echo "== summary =="; cat $(CARGO_TARGET_DIR)/codekeep-bench-summary.txt

@@ -166,6 +166,28 @@ typedef uint32_t (*codekeep_read_callback)(void *user_data, uint8_t *buf, size_t
  */
 typedef uint32_t (*codekeep_write_callback)(void *user_data, const uint8_t *buf, size_t len);
 
+/**
+ * Wraps or unwraps key material: transform `input` (bound to `aad`) into `out` (room for
+ * `out_cap` bytes) and write the result's length to `*out_len`. When `out_cap` is too small,
+ * write the needed length to `*out_len` and return CODEKEEP_STATUS_BUFFER_TOO_SMALL: the call
+ * is repeated with a larger buffer. An unwrap whose input or `aad` does not authenticate must
+ * return CODEKEEP_STATUS_DECRYPT_FAILED. May be called from any thread, concurrently.
+ */
+typedef uint32_t (*codekeep_key_transform_callback)(void *user_data,
+                                                    const uint8_t *input,
+                                                    size_t input_len,
+                                                    const uint8_t *aad,
+                                                    size_t aad_len,
+                                                    uint8_t *out,
+                                                    size_t out_cap,
+                                                    size_t *out_len);
+
+/**
+ * Frees the user data of a key provider; called exactly once, when the last handle that uses
+ * the provider is freed.
+ */
+typedef void (*codekeep_free_callback)(void *user_data);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -335,6 +357,21 @@ const char *codekeep_status_str(uint32_t status);
  * when `len` is 0, to ask for the size.
  */
 codekeep_status codekeep_last_error_message(char *buf, size_t len, size_t *out_n);
+
+/**
+ * Opens (creating if needed) a keep whose key material is wrapped by callbacks instead of a
+ * master key file: in directory `path`, or in memory when `path` is NULL. `free_user_data`
+ * (may be NULL) is called once when the keep and every client made from it are freed — also
+ * when this call fails. Free the keep with codekeep_keep_free().
+ *
+ * Returns CODEKEEP_STATUS_ACCESS_DENIED when the provider cannot unwrap the keep's existing keys.
+ */
+codekeep_status codekeep_keep_open_with_key_provider(const char *path,
+                                                     codekeep_key_transform_callback wrap,
+                                                     codekeep_key_transform_callback unwrap,
+                                                     void *user_data,
+                                                     codekeep_free_callback free_user_data,
+                                                     struct codekeep_keep **out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -209,6 +209,25 @@ impl Keep {
         builder.build()
     }
 
+    /// Opens (creating if needed) the embedded default in directory `path`, with key material
+    /// wrapped by `provider` (an external KMS or HSM) instead of a master key file.
+    ///
+    /// # Errors
+    /// As [`Keep::open`]; `AccessDenied` when `provider` cannot unwrap this keep's keys.
+    #[cfg(feature = "crypto")]
+    pub fn open_with_key_provider(
+        path: impl AsRef<Path>,
+        provider: Arc<dyn crate::crypto::KeyProvider>,
+    ) -> Result<Keep> {
+        let path = path.as_ref();
+        std::fs::create_dir_all(path)?;
+        Keep::builder()
+            .meta(Meta::new(SqliteMeta::open(&path.join("meta.db"))?))
+            .blobs(Arc::new(LocalBlobStore::open(&path.join("blobs"))?))
+            .key_provider(provider)
+            .build()
+    }
+
     /// Opens the embedded default in `path` with a master key derived from `passphrase`
     /// (PBKDF2-HMAC-SHA256); no key file is written.
     ///
@@ -241,11 +260,7 @@ impl Keep {
             &salt,
             crate::crypto::PBKDF2_ITERATIONS,
         )?;
-        Keep::builder()
-            .meta(Meta::new(SqliteMeta::open(&path.join("meta.db"))?))
-            .blobs(Arc::new(LocalBlobStore::open(&path.join("blobs"))?))
-            .key_provider(Arc::new(provider))
-            .build()
+        Keep::open_with_key_provider(path, Arc::new(provider))
     }
 
     /// A keep that lives only in memory, with an ephemeral master key.

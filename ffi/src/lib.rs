@@ -10,6 +10,7 @@
 mod envelope;
 mod error;
 mod handle;
+mod provider;
 
 use std::ffi::{CStr, CString, c_char};
 
@@ -21,6 +22,9 @@ pub use envelope::{
     codekeep_write_callback,
 };
 pub use error::{codekeep_last_error_message, codekeep_status, codekeep_status_str};
+pub use provider::{
+    codekeep_free_callback, codekeep_keep_open_with_key_provider, codekeep_key_transform_callback,
+};
 
 use error::{FfiError, boundary};
 

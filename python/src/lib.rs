@@ -15,11 +15,12 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use codekeep::crypto::{EncryptionContext, EnvelopeOpener, SealWriter};
+use codekeep::crypto::{EncryptionContext, EnvelopeOpener, KeyProvider, SealWriter};
 use codekeep::{Caller, Client as CoreClient, Keep as CoreKeep};
 use pyo3::prelude::*;
+use zeroize::Zeroizing;
 
 /// Converts a core error into the Python exception for its AWS code.
 fn to_py_err(py: Python<'_>, err: &codekeep::Error, operation: &str) -> PyErr {
@@ -46,6 +47,51 @@ fn closed() -> PyErr {
     pyo3::exceptions::PyValueError::new_err("I/O operation on closed object")
 }
 
+/// A key provider implemented in Python: an object with `wrap(plaintext: bytes, aad: bytes)`
+/// and `unwrap(wrapped: bytes, aad: bytes)`, each returning bytes. An exception from `unwrap`
+/// counts as a failed authentication.
+struct PyKeyProvider {
+    obj: Py<PyAny>,
+}
+
+impl std::fmt::Debug for PyKeyProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PyKeyProvider").finish_non_exhaustive()
+    }
+}
+
+impl PyKeyProvider {
+    fn call(&self, method: &str, input: &[u8], aad: &[u8]) -> PyResult<Vec<u8>> {
+        Python::attach(|py| {
+            let args = (
+                pyo3::types::PyBytes::new(py, input),
+                pyo3::types::PyBytes::new(py, aad),
+            );
+            self.obj
+                .bind(py)
+                .call_method1(method, args)?
+                .extract::<Vec<u8>>()
+        })
+    }
+}
+
+impl KeyProvider for PyKeyProvider {
+    fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> codekeep::Result<Vec<u8>> {
+        self.call("wrap", plaintext, aad).map_err(|e| {
+            codekeep::Error::new(
+                codekeep::ErrorKind::Internal,
+                format!("the key provider's wrap failed: {e}"),
+            )
+        })
+    }
+
+    fn unwrap(&self, wrapped: &[u8], aad: &[u8]) -> codekeep::Result<Zeroizing<Vec<u8>>> {
+        self.call("unwrap", wrapped, aad)
+            .map(Zeroizing::new)
+            .map_err(|_| codekeep::Error::decrypt())
+    }
+}
+
 /// A running keep.
 #[pyclass(name = "Keep", module = "codekeep._native", frozen)]
 struct Keep {
@@ -64,23 +110,37 @@ impl Keep {
 
 #[pymethods]
 impl Keep {
-    /// Opens (creating if needed) the embedded default in directory `path`.
+    /// Opens (creating if needed) the embedded default in directory `path`; key material is
+    /// wrapped by `key_provider` (an object with `wrap(plaintext, aad)` and
+    /// `unwrap(wrapped, aad)` returning bytes) when given, else by `master.key`.
     #[staticmethod]
-    fn open(py: Python<'_>, path: &str) -> PyResult<Self> {
-        let keep = py
-            .detach(|| CoreKeep::open(path))
-            .map_err(|e| to_py_err(py, &e, "Open"))?;
+    #[pyo3(signature = (path, *, key_provider=None))]
+    fn open(py: Python<'_>, path: &str, key_provider: Option<Py<PyAny>>) -> PyResult<Self> {
+        let keep = match key_provider {
+            Some(obj) => {
+                let provider = Arc::new(PyKeyProvider { obj });
+                py.detach(|| CoreKeep::open_with_key_provider(path, provider))
+            }
+            None => py.detach(|| CoreKeep::open(path)),
+        }
+        .map_err(|e| to_py_err(py, &e, "Open"))?;
         Ok(Keep {
             inner: Mutex::new(Some(keep)),
         })
     }
 
-    /// A keep that lives only in memory.
+    /// A keep that lives only in memory, its key material wrapped by `key_provider` when given.
     #[staticmethod]
-    fn memory(py: Python<'_>) -> PyResult<Self> {
-        let keep = py
-            .detach(CoreKeep::memory)
-            .map_err(|e| to_py_err(py, &e, "Open"))?;
+    #[pyo3(signature = (*, key_provider=None))]
+    fn memory(py: Python<'_>, key_provider: Option<Py<PyAny>>) -> PyResult<Self> {
+        let keep = match key_provider {
+            Some(obj) => {
+                let provider = Arc::new(PyKeyProvider { obj });
+                py.detach(|| CoreKeep::builder().key_provider(provider).build())
+            }
+            None => py.detach(CoreKeep::memory),
+        }
+        .map_err(|e| to_py_err(py, &e, "Open"))?;
         Ok(Keep {
             inner: Mutex::new(Some(keep)),
         })

@@ -106,3 +106,43 @@ def test_threads_share_one_client_without_deadlock(kms):
 
 def test_version():
     assert codekeep.__version__ == "0.1.0"
+
+
+class ToyKeyProvider:
+    """Wraps by HMAC-tagging: stands in for a host's KMS in the plumbing test."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+        self.calls = 0
+
+    def wrap(self, plaintext: bytes, aad: bytes) -> bytes:
+        import hashlib
+        import hmac
+        self.calls += 1
+        return hmac.new(self.secret, aad + plaintext, hashlib.sha256).digest() + plaintext
+
+    def unwrap(self, wrapped: bytes, aad: bytes) -> bytes:
+        import hashlib
+        import hmac
+        self.calls += 1
+        tag, body = wrapped[:32], wrapped[32:]
+        if not hmac.compare_digest(tag, hmac.new(self.secret, aad + body, hashlib.sha256).digest()):
+            raise ValueError("does not authenticate")
+        return body
+
+
+def test_python_key_provider(tmp_path):
+    provider = ToyKeyProvider(b"right")
+    with codekeep.Keep.open(tmp_path / "k", key_provider=provider) as keep:
+        account = keep.create_account("kp")["Id"]
+        kms = keep.client("kms", account=account)
+        key = kms.create_key()["KeyMetadata"]["KeyId"]
+        ct = kms.encrypt(KeyId=key, Plaintext=b"via python provider")["CiphertextBlob"]
+    assert provider.calls > 0
+    with codekeep.Keep.open(tmp_path / "k", key_provider=ToyKeyProvider(b"right")) as keep:
+        kms = keep.client("kms", account=account)
+        assert kms.decrypt(CiphertextBlob=ct)["Plaintext"] == b"via python provider"
+    with pytest.raises(codekeep.AccessDenied):
+        codekeep.Keep.open(tmp_path / "k", key_provider=ToyKeyProvider(b"wrong"))
+    with codekeep.Keep.memory(key_provider=ToyKeyProvider(b"m")) as keep:
+        assert keep.create_account("m")["Name"] == "m"

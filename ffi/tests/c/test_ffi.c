@@ -175,10 +175,72 @@ static void test_kms_and_envelope(void) {
   codekeep_keep_free(keep);
 }
 
+/* A toy key provider for the plumbing test: "wraps" by prefixing the AAD length and AAD and
+ * XOR-ing the material; unwrap refuses a different AAD. Real hosts call their KMS or HSM. */
+static int provider_frees = 0;
+static uint32_t toy_wrap(void *ud, const uint8_t *in, size_t in_len, const uint8_t *aad, size_t aad_len,
+                         uint8_t *out, size_t cap, size_t *out_len) {
+  (void)ud;
+  size_t need = 2 + aad_len + in_len;
+  *out_len = need;
+  if (need > cap) return CODEKEEP_STATUS_BUFFER_TOO_SMALL;
+  out[0] = (uint8_t)(aad_len >> 8);
+  out[1] = (uint8_t)aad_len;
+  memcpy(out + 2, aad, aad_len);
+  for (size_t i = 0; i < in_len; i++) out[2 + aad_len + i] = in[i] ^ 0x5a;
+  return CODEKEEP_STATUS_OK;
+}
+static uint32_t toy_unwrap(void *ud, const uint8_t *in, size_t in_len, const uint8_t *aad, size_t aad_len,
+                           uint8_t *out, size_t cap, size_t *out_len) {
+  int *fail_all = ud;
+  if (*fail_all || in_len < 2) return CODEKEEP_STATUS_DECRYPT_FAILED;
+  size_t stored = ((size_t)in[0] << 8) | in[1];
+  if (stored != aad_len || in_len < 2 + stored || memcmp(in + 2, aad, aad_len) != 0) return CODEKEEP_STATUS_DECRYPT_FAILED;
+  size_t n = in_len - 2 - stored;
+  *out_len = n;
+  if (n > cap) return CODEKEEP_STATUS_BUFFER_TOO_SMALL;
+  for (size_t i = 0; i < n; i++) out[i] = in[2 + stored + i] ^ 0x5a;
+  return CODEKEEP_STATUS_OK;
+}
+static void toy_free(void *ud) {
+  (void)ud;
+  provider_frees++;
+}
+
+static void test_key_provider_callbacks(void) {
+  int ok = 0, broken = 1;
+  codekeep_keep *keep = NULL;
+  OK(codekeep_keep_open_with_key_provider("build/c-provider-keep", toy_wrap, toy_unwrap, &ok, toy_free, &keep));
+  char *account = NULL, *out = NULL, id[64], caller[128], key_id[64], input[256];
+  OK(codekeep_keep_create_account(keep, "provider", &account));
+  json_get(account, "Id", id, sizeof id);
+  snprintf(caller, sizeof caller, "{\"AccountId\":\"%s\"}", id);
+  codekeep_client *kms = NULL;
+  OK(codekeep_client_new(keep, "kms", caller, &kms));
+  OK(codekeep_client_call(kms, "CreateKey", "{}", &out));
+  json_get(out, "KeyId", key_id, sizeof key_id);
+  codekeep_string_free(out);
+  snprintf(input, sizeof input, "{\"KeyId\":\"%s\",\"Plaintext\":\"aGVsbG8=\"}", key_id);
+  OK(codekeep_client_call(kms, "Encrypt", input, &out));
+  codekeep_string_free(out);
+  codekeep_client_free(kms);
+  codekeep_keep_free(keep);
+  codekeep_string_free(account);
+  CHECK(provider_frees == 1);
+  /* A provider that cannot unwrap this keep's keys is refused at open. */
+  keep = NULL;
+  CHECK(codekeep_keep_open_with_key_provider("build/c-provider-keep", toy_wrap, toy_unwrap, &broken, toy_free, &keep) == CODEKEEP_STATUS_ACCESS_DENIED);
+  CHECK(keep == NULL);
+  CHECK(provider_frees == 2);
+  CHECK(codekeep_keep_open_with_key_provider(NULL, NULL, toy_unwrap, &ok, toy_free, &keep) == CODEKEEP_STATUS_NULL_ARGUMENT);
+  CHECK(provider_frees == 3);
+}
+
 int main(void) {
   test_version_and_statuses();
   test_errors();
   test_kms_and_envelope();
+  test_key_provider_callbacks();
   if (failures) {
     fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

@@ -117,14 +117,19 @@ class Keep:
         self._native = native
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> "Keep":
-        """Opens (creating if needed) the embedded default in directory ``path``."""
-        return cls(_native.Keep.open(os.fspath(path)))
+    def open(cls, path: str | os.PathLike[str], *, key_provider: Any = None) -> "Keep":
+        """Opens (creating if needed) the embedded default in directory ``path``.
+
+        ``key_provider``, when given, wraps codekeep's key material instead of ``master.key``:
+        an object with ``wrap(plaintext, aad) -> bytes`` and ``unwrap(wrapped, aad) -> bytes``
+        (raising when ``wrapped`` or ``aad`` do not authenticate).
+        """
+        return cls(_native.Keep.open(os.fspath(path), key_provider=key_provider))
 
     @classmethod
-    def memory(cls) -> "Keep":
+    def memory(cls, *, key_provider: Any = None) -> "Keep":
         """A keep that lives only in memory."""
-        return cls(_native.Keep.memory())
+        return cls(_native.Keep.memory(key_provider=key_provider))
 
     def create_account(self, name: str) -> dict[str, Any]:
         """Creates an account; returns its description (``Id``, ``Arn``, ``Name``, ...)."""
