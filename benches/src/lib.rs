@@ -12,7 +12,14 @@ use std::time::{Duration, Instant};
 
 /// Where criterion writes its reports and where the summary file lives.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+        },
+        PathBuf::from,
+    )
 }
 
 /// Appends one summary line (and prints it).
