@@ -78,6 +78,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(_) => return Err("a disabled key must refuse".into()),
     }
 
+    if let Some(cp) = keep.audit().checkpoint()? {
+        println!(
+            "Signed an audit checkpoint over record {} with the keep's Ed25519 key.",
+            cp.seq
+        );
+    }
     let report = keep.verify_audit_log()?;
     println!(
         "Verified the audit log: valid={}, {} records, {} signed checkpoints.",
