@@ -171,7 +171,8 @@ typedef uint32_t (*codekeep_write_callback)(void *user_data, const uint8_t *buf,
  * `out_cap` bytes) and write the result's length to `*out_len`. When `out_cap` is too small,
  * write the needed length to `*out_len` and return CODEKEEP_STATUS_BUFFER_TOO_SMALL: the call
  * is repeated with a larger buffer. An unwrap whose input or `aad` does not authenticate must
- * return CODEKEEP_STATUS_DECRYPT_FAILED. May be called from any thread, concurrently.
+ * return CODEKEEP_STATUS_DECRYPT_FAILED. May be called from any thread, concurrently, and
+ * inside codekeep's transactions: it must not call back into the same keep.
  */
 typedef uint32_t (*codekeep_key_transform_callback)(void *user_data,
                                                     const uint8_t *input,

@@ -97,12 +97,10 @@ impl ErrorKind {
         }
     }
 
-    /// The HTTP status AWS answers with for errors of this kind.
+    /// The HTTP status AWS answers with for errors of this kind: the JSON-protocol services
+    /// (KMS, CloudTrail, Organizations) answer 400 for every client error.
     fn default_status(self) -> u16 {
         match self {
-            ErrorKind::AccessDenied => 403,
-            ErrorKind::NotFound => 404,
-            ErrorKind::AlreadyExists | ErrorKind::Conflict | ErrorKind::InvalidState => 409,
             ErrorKind::Storage | ErrorKind::Io | ErrorKind::Internal => 500,
             _ => 400,
         }
@@ -266,7 +264,7 @@ mod tests {
             "pending deletion",
         );
         assert_eq!(e.code(), "KMSInvalidStateException");
-        assert_eq!(e.status(), 409);
+        assert_eq!(e.status(), 400);
         assert_eq!(e.to_string(), "pending deletion");
         assert_eq!(
             Error::new(ErrorKind::NotFound, "x").code(),

@@ -107,28 +107,25 @@ pub extern "C" fn codekeep_envelope_seal_file(
     out_path: *const c_char,
 ) -> codekeep_status {
     boundary(|| {
+        // Every argument is checked before `out_path` is touched.
         let client = handle::client_ref(client)?;
         let context = context_arg(context_json)?;
+        let key_id = str_arg(key_id, "key_id")?;
+        let out_path = str_arg(out_path, "out_path")?;
         let mut input =
             std::fs::File::open(str_arg(in_path, "in_path")?).map_err(|e| io_err(&e))?;
-        let out_path = str_arg(out_path, "out_path")?;
         let output = std::fs::File::create(out_path).map_err(|e| io_err(&e))?;
-        let result = client.seal(
-            str_arg(key_id, "key_id")?,
-            &context,
-            &mut input,
-            io::BufWriter::new(output),
-        );
-        match result {
-            Ok((w, _)) => w
-                .into_inner()
-                .map_err(|e| io_err(e.error()))
-                .and_then(|f| f.sync_all().map_err(|e| io_err(&e))),
-            Err(e) => {
-                let _ = std::fs::remove_file(out_path);
-                Err(e.into())
-            }
+        let sealed = client
+            .seal(key_id, &context, &mut input, io::BufWriter::new(output))
+            .map_err(FfiError::from)
+            .and_then(|(w, _)| {
+                let file = w.into_inner().map_err(|e| io_err(e.error()))?;
+                file.sync_all().map_err(|e| io_err(&e))
+            });
+        if sealed.is_err() {
+            let _ = std::fs::remove_file(out_path);
         }
+        sealed
     })
 }
 

@@ -13,7 +13,8 @@ use crate::{check_out, codekeep_keep, codekeep_status, handle, str_arg};
 /// `out_cap` bytes) and write the result's length to `*out_len`. When `out_cap` is too small,
 /// write the needed length to `*out_len` and return CODEKEEP_STATUS_BUFFER_TOO_SMALL: the call
 /// is repeated with a larger buffer. An unwrap whose input or `aad` does not authenticate must
-/// return CODEKEEP_STATUS_DECRYPT_FAILED. May be called from any thread, concurrently.
+/// return CODEKEEP_STATUS_DECRYPT_FAILED. May be called from any thread, concurrently, and
+/// inside codekeep's transactions: it must not call back into the same keep.
 pub type codekeep_key_transform_callback = Option<
     extern "C" fn(
         user_data: *mut c_void,

@@ -242,11 +242,16 @@ impl Client {
         let writer = py
             .detach(|| -> codekeep::Result<SealWriter<BufWriter<File>>> {
                 let file = File::create(path)?;
-                client.seal_writer(key_id, &context, BufWriter::new(file))
+                client
+                    .seal_writer(key_id, &context, BufWriter::new(file))
+                    .inspect_err(|_| {
+                        let _ = std::fs::remove_file(path);
+                    })
             })
             .map_err(|e| to_py_err(py, &e, "GenerateDataKey"))?;
         Ok(SealedWriter {
             inner: Mutex::new(Some(writer)),
+            path: path.to_owned(),
         })
     }
 
@@ -297,41 +302,66 @@ fn context_of(json: &str) -> PyResult<EncryptionContext> {
 #[pyclass(name = "SealedWriter", module = "codekeep._native", frozen)]
 struct SealedWriter {
     inner: Mutex<Option<SealWriter<BufWriter<File>>>>,
+    path: String,
 }
 
+// Locks are only ever taken with the GIL released (inside `py.detach`): a thread waiting for a
+// lock while holding the GIL would deadlock with the holder, which needs the GIL to return.
 #[pymethods]
 impl SealedWriter {
     /// Writes bytes; returns how many.
     fn write(&self, py: Python<'_>, data: pyo3::buffer::PyBuffer<u8>) -> PyResult<usize> {
         let bytes = data.to_vec(py)?;
-        let mut guard = self.inner.lock().map_err(|_| closed())?;
-        let writer = guard.as_mut().ok_or_else(closed)?;
-        py.detach(|| writer.write_all(&bytes))
-            .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+        let inner = &self.inner;
+        py.detach(|| -> PyResult<()> {
+            let mut guard = inner.lock().map_err(|_| closed())?;
+            let writer = guard.as_mut().ok_or_else(closed)?;
+            writer
+                .write_all(&bytes)
+                .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))
+        })?;
         Ok(bytes.len())
     }
 
     /// Seals the final segment and closes the file. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let writer = self.inner.lock().map_err(|_| closed())?.take();
-        if let Some(w) = writer {
-            py.detach(|| -> codekeep::Result<()> {
-                let file = w
-                    .finish()?
+        let inner = &self.inner;
+        let path = &self.path;
+        py.detach(|| -> codekeep::Result<()> {
+            let Some(w) = inner.lock().ok().and_then(|mut g| g.take()) else {
+                return Ok(());
+            };
+            let sealed = w.finish().and_then(|out| {
+                let file = out
                     .into_inner()
                     .map_err(|e| codekeep::Error::from(e.into_error()))?;
                 file.sync_all()?;
                 Ok(())
-            })
-            .map_err(|e| to_py_err(py, &e, "Seal"))?;
-        }
-        Ok(())
+            });
+            if sealed.is_err() {
+                let _ = std::fs::remove_file(path);
+            }
+            sealed
+        })
+        .map_err(|e| to_py_err(py, &e, "Seal"))
+    }
+
+    /// Discards what was written: the file is removed and never becomes a valid envelope.
+    fn abort(&self, py: Python<'_>) {
+        let inner = &self.inner;
+        let path = &self.path;
+        py.detach(|| {
+            if inner.lock().ok().and_then(|mut g| g.take()).is_some() {
+                let _ = std::fs::remove_file(path);
+            }
+        });
     }
 
     /// True once closed.
     #[getter]
-    fn closed(&self) -> bool {
-        self.inner.lock().map_or(true, |g| g.is_none())
+    fn closed(&self, py: Python<'_>) -> bool {
+        let inner = &self.inner;
+        py.detach(|| inner.lock().map_or(true, |g| g.is_none()))
     }
 
     fn writable(&self) -> bool {
@@ -350,9 +380,21 @@ impl SealedWriter {
         slf
     }
 
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.close(py)?;
+    /// Seals on a normal exit; on an exception the partial plaintext is discarded, so a
+    /// truncated stream never becomes an authentic envelope.
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        if exc_type.is_some_and(|t| !t.is_none()) {
+            self.abort(py);
+        } else {
+            self.close(py)?;
+        }
         Ok(false)
     }
 }
@@ -373,19 +415,30 @@ struct SealedReader {
 
 #[pymethods]
 impl SealedReader {
-    /// Reads up to `size` bytes (all remaining when negative).
+    /// Reads up to `size` bytes (all remaining when negative); `b""` at or past the end.
     #[pyo3(signature = (size=-1))]
     fn read<'py>(&self, py: Python<'py>, size: i64) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-        let mut st = self.state.lock().map_err(|_| closed())?;
-        let remaining = st.len.saturating_sub(st.pos);
-        let want = u64::try_from(size).map_or(remaining, |s| s.min(remaining));
-        let st = &mut *st;
-        let file = st.file.as_ref().ok_or_else(closed)?;
-        let (opener, pos) = (&st.opener, st.pos);
+        let state = &self.state;
+        // The lock is taken with the GIL released, so a thread holding the GIL never waits on a
+        // lock whose holder needs the GIL back.
         let data = py
-            .detach(|| opener.read_range(file, pos, want))
+            .detach(|| -> Option<codekeep::Result<Vec<u8>>> {
+                let mut st = state.lock().ok()?;
+                let st = &mut *st;
+                let file = st.file.as_ref()?;
+                let remaining = st.len.saturating_sub(st.pos);
+                let want = u64::try_from(size).map_or(remaining, |s| s.min(remaining));
+                if want == 0 {
+                    return Some(Ok(Vec::new()));
+                }
+                let data = st.opener.read_range(file, st.pos, want);
+                if let Ok(d) = &data {
+                    st.pos += d.len() as u64;
+                }
+                Some(data)
+            })
+            .ok_or_else(closed)?
             .map_err(|e| to_py_err(py, &e, "Read"))?;
-        st.pos += data.len() as u64;
         Ok(pyo3::types::PyBytes::new(py, &data))
     }
 

@@ -146,3 +146,31 @@ def test_python_key_provider(tmp_path):
         codekeep.Keep.open(tmp_path / "k", key_provider=ToyKeyProvider(b"wrong"))
     with codekeep.Keep.memory(key_provider=ToyKeyProvider(b"m")) as keep:
         assert keep.create_account("m")["Name"] == "m"
+
+
+def test_sealed_writer_discards_on_exception_and_reader_reads_empty_past_end(kms, tmp_path):
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    path = tmp_path / "partial.sealed"
+    with pytest.raises(RuntimeError):
+        with kms.create_sealed(path, KeyId=key) as w:
+            w.write(b"half of it")
+            raise RuntimeError("producer failed")
+    assert not path.exists()
+    with kms.create_sealed(path, KeyId=key) as w:
+        w.write(bytearray(b"0123456789"))
+    with kms.open_sealed(path) as r:
+        r.seek(100)
+        assert r.read() == b""
+        r.seek(0)
+        assert r.read(4) == b"0123"
+    missing = tmp_path / "refused.sealed"
+    with pytest.raises(kms.exceptions.NotFoundException):
+        kms.create_sealed(missing, KeyId="alias/none")
+    assert not missing.exists()
+
+
+def test_client_exceptions_match_raised_classes(kms):
+    with pytest.raises(kms.exceptions.InvalidKeyUsageException) as info:
+        kms.encrypt(KeyId=kms.create_key()["KeyMetadata"]["KeyId"], Plaintext=b"x", EncryptionAlgorithm="RSAES_OAEP_SHA_256")
+    assert isinstance(info.value, codekeep.InvalidArgument)
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400

@@ -222,8 +222,11 @@ fn lookup_events(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
             if end.is_some_and(|e| time > e) {
                 continue;
             }
+            // Not `break`: records are in commit order, and an event's time is taken before its
+            // transaction commits (and host events carry their own time), so order by time is
+            // only approximate. The scan budget bounds the walk.
             if start.is_some_and(|s| time < s) {
-                break 'scan;
+                continue;
             }
             if filter.as_ref().is_some_and(|f| !f.matches(&record)) {
                 continue;

@@ -288,9 +288,11 @@ pub(crate) fn api_call_record(
         "sourceIPAddress": req.source_ip,
         "userAgent": req.user_agent,
         "requestParameters": redact(input, op.secret_members),
+        // As CloudTrail does, read-only calls log no response: it would copy data (and, for
+        // LookupEvents, earlier records) into the log, which would then grow without bound.
         "responseElements": match result {
-            Ok(out) => redact(out, op.secret_members),
-            Err(_) => Value::Null,
+            Ok(out) if !op.read_only => redact(out, op.secret_members),
+            _ => Value::Null,
         },
         "requestID": req.request_id,
         "eventID": crate::id::uuid_v4(),

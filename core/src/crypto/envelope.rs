@@ -314,6 +314,9 @@ pub struct SealWriter<W: Write> {
     buf: Vec<u8>,
     index: u32,
     plaintext_len: u64,
+    /// Set when writing a segment failed: the buffer no longer holds plaintext, so the
+    /// envelope cannot be completed and every later call fails.
+    failed: bool,
 }
 
 impl<W: Write> std::fmt::Debug for SealWriter<W> {
@@ -372,10 +375,23 @@ impl<W: Write> SealWriter<W> {
             buf: Vec::with_capacity(seg + TAG_LEN),
             index: 0,
             plaintext_len: 0,
+            failed: false,
         })
     }
 
     fn emit(&mut self, last: bool) -> Result<()> {
+        if self.failed {
+            return Err(Error::new(
+                crate::error::ErrorKind::Io,
+                "an earlier write failed; this envelope cannot be completed",
+            ));
+        }
+        let result = self.emit_segment(last);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn emit_segment(&mut self, last: bool) -> Result<()> {
         if let Some(h) = self.header.take() {
             self.out.write_all(&h)?;
         }
@@ -407,6 +423,11 @@ impl<W: Write> SealWriter<W> {
 
 impl<W: Write> Write for SealWriter<W> {
     fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(io::Error::other(
+                "an earlier write failed; this envelope cannot be completed",
+            ));
+        }
         let total = data.len();
         let seg = self.keys.segment_size;
         while !data.is_empty() {
@@ -890,6 +911,40 @@ mod tests {
         let mut mixed = one[..h].to_vec();
         mixed.extend_from_slice(&two[h..]);
         assert!(open_small(&mixed, &ctx()).is_err());
+    }
+
+    /// A sink that fails after `left` bytes.
+    struct FailingSink {
+        left: usize,
+    }
+
+    impl Write for FailingSink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if buf.len() > self.left {
+                return Err(io::Error::other("disk full"));
+            }
+            self.left -= buf.len();
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_poisons_the_writer_instead_of_panicking() {
+        let mut w = SealWriter::with_segment_size(
+            FailingSink { left: 1500 },
+            &KEY,
+            b"r",
+            &ctx(),
+            MIN_SEGMENT,
+        )
+        .unwrap();
+        assert!(w.write_all(&[1u8; 5000]).is_err());
+        assert!(w.write_all(&[1u8; 10]).is_err());
+        assert!(w.finish().is_err());
     }
 
     proptest! {

@@ -958,7 +958,7 @@ fn create_alias(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
 }
 
 fn list_aliases(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
-    let limit = limit_member(input, 100, 100)?;
+    let limit = limit_member(input, 50, 100)?;
     let filter = if let Some(k) = optional_str(input, "KeyId")? {
         let record = load_key(ctx, k)?;
         ctx.authorize(std::slice::from_ref(&record.arn))?;

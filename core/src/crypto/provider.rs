@@ -16,6 +16,10 @@ use crate::error::{Error, ErrorKind, Result};
 /// implementing this trait (from C through callbacks, from Python through an object with
 /// `wrap`/`unwrap`). `aad` must be bound to the wrapped bytes: unwrapping with a different
 /// `aad` must fail.
+///
+/// A provider is called inside codekeep's metadata transactions: it must not call back into
+/// the same keep (that would wait on the transaction it runs in), and a slow provider delays
+/// other writers while it runs.
 pub trait KeyProvider: Send + Sync + std::fmt::Debug {
     /// Encrypts `plaintext` key material bound to `aad`.
     ///

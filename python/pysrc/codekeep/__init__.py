@@ -56,16 +56,7 @@ class _Exceptions:
     def __getattr__(self, code: str) -> type[ClientError]:
         if not re.fullmatch(r"[A-Z][A-Za-z]*", code):
             raise AttributeError(code)
-        kinds = {
-            "NotFoundException": "not_found", "DisabledException": "disabled",
-            "InvalidCiphertextException": "integrity_failure", "AccessDeniedException": "access_denied",
-            "ValidationException": "invalid_argument", "AlreadyExistsException": "already_exists",
-            "KMSInvalidStateException": "invalid_state", "IncorrectKeyException": "invalid_argument",
-            "InvalidAliasNameException": "invalid_argument", "TagException": "invalid_argument",
-            "MalformedPolicyDocumentException": "invalid_argument", "LimitExceededException": "limit_exceeded",
-            "UnsupportedOperationException": "unsupported", "AccountNotFoundException": "not_found",
-        }
-        return error_class(code, kinds.get(code, ""))
+        return error_class(code)
 
 
 class Client:
@@ -122,7 +113,8 @@ class Keep:
 
         ``key_provider``, when given, wraps codekeep's key material instead of ``master.key``:
         an object with ``wrap(plaintext, aad) -> bytes`` and ``unwrap(wrapped, aad) -> bytes``
-        (raising when ``wrapped`` or ``aad`` do not authenticate).
+        (raising when ``wrapped`` or ``aad`` do not authenticate). It is called inside
+        codekeep's transactions, from any thread, and must not call back into the same keep.
         """
         return cls(_native.Keep.open(os.fspath(path), key_provider=key_provider))
 

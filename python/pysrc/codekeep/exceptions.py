@@ -57,17 +57,48 @@ _KIND_BASES: dict[str, type[ClientError]] = {
     "disabled": KeyDisabled,
 }
 
-_classes: dict[tuple[str, str], type[ClientError]] = {}
+# The kind of every error code codekeep raises, so that ``client.exceptions.X`` and the raised
+# exception are one class even before the code was first raised.
+KNOWN_CODES: dict[str, str] = {
+    "ValidationException": "invalid_argument",
+    "SerializationException": "invalid_argument",
+    "InvalidAction": "invalid_argument",
+    "UnknownServiceError": "invalid_argument",
+    "InvalidArnException": "invalid_argument",
+    "InvalidAliasNameException": "invalid_argument",
+    "InvalidKeyUsageException": "invalid_argument",
+    "IncorrectKeyException": "invalid_argument",
+    "DryRunOperationException": "invalid_argument",
+    "TagException": "invalid_argument",
+    "MalformedPolicyDocumentException": "invalid_argument",
+    "InvalidInputException": "invalid_argument",
+    "InvalidLookupAttributesException": "invalid_argument",
+    "InvalidTimeRangeException": "invalid_argument",
+    "InvalidMaxResultsException": "invalid_argument",
+    "InvalidNextTokenException": "invalid_argument",
+    "NotFoundException": "not_found",
+    "AccountNotFoundException": "not_found",
+    "AlreadyExistsException": "already_exists",
+    "AccessDeniedException": "access_denied",
+    "KMSInvalidStateException": "invalid_state",
+    "DisabledException": "disabled",
+    "InvalidCiphertextException": "integrity_failure",
+    "LimitExceededException": "limit_exceeded",
+    "UnsupportedOperationException": "unsupported",
+    "ConcurrentModificationException": "conflict",
+    "InternalFailure": "internal",
+}
+
+_classes: dict[str, type[ClientError]] = {}
 
 
 def error_class(code: str, kind: str = "") -> type[ClientError]:
     """The exception class for AWS error ``code`` (one per code, as ``client.exceptions`` has)."""
-    key = (code, kind)
-    cls = _classes.get(key)
+    cls = _classes.get(code)
     if cls is None:
-        base = _KIND_BASES.get(kind, ClientError)
+        base = _KIND_BASES.get(KNOWN_CODES.get(code, kind), ClientError)
         cls = type(code, (base,), {"__module__": __name__})
-        _classes[key] = cls
+        _classes[code] = cls
     return cls
 
 
