@@ -16,7 +16,7 @@ LDLIBS := -lpthread -ldl -lm
 VALGRIND := valgrind --suppressions=ffi/tests/c/valgrind.supp --undef-value-errors=no --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 FEATURES := crypto audit postgres s3
 
-.PHONY: test demo bench tools venv lint rust-test features header header-check c-test python-build python-test bench-build clean
+.PHONY: test demo bench tools venv lint rust-test features header header-check c-test staticlib python-build python-test bench-build clean
 
 test: tools lint features header-check rust-test c-test python-test bench-build
 	@echo "make test: every gate passed"
@@ -52,8 +52,10 @@ header:
 header-check: header
 	git diff --exit-code include/ || { echo "include/codekeep.h is out of date: run make header and commit it"; exit 1; }
 
-c-test:
+staticlib:
 	cargo build -p codekeep-ffi --locked
+
+c-test: staticlib
 	mkdir -p build
 	cc $(CFLAGS) ffi/tests/c/test_ffi.c $(STATICLIB) $(LDLIBS) -o build/test_ffi
 	cc $(CFLAGS) examples/c/quickstart.c $(STATICLIB) $(LDLIBS) -o build/quickstart_c
@@ -68,8 +70,9 @@ c-test:
 python-build: venv
 	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop -q --locked
 
-python-test: python-build
+python-test: python-build staticlib
 	$(PY) -m pytest -q python/tests examples/python
+	scripts/readme-snippets.sh $(STATICLIB) $(PY) $(VALGRIND)
 
 bench-build:
 	cargo bench -p codekeep-bench --no-run --locked

@@ -523,6 +523,10 @@ mod _native {
             .map(|k| k.as_str())
             .collect();
         m.add("ERROR_KINDS", kinds)?;
+        m.add(
+            "TIMESTAMP_MEMBERS",
+            codekeep::api::TIMESTAMP_MEMBERS.to_vec(),
+        )?;
         Ok(())
     }
 }

@@ -174,3 +174,18 @@ def test_client_exceptions_match_raised_classes(kms):
         kms.encrypt(KeyId=kms.create_key()["KeyMetadata"]["KeyId"], Plaintext=b"x", EncryptionAlgorithm="RSAES_OAEP_SHA_256")
     assert isinstance(info.value, codekeep.InvalidArgument)
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_timestamps_are_datetimes_both_ways():
+    import datetime
+
+    with codekeep.Keep.memory() as keep:
+        account = keep.create_account("ts")["Id"]
+        kms = keep.client("kms", account=account)
+        created = kms.create_key()["KeyMetadata"]["CreationDate"]
+        assert isinstance(created, datetime.datetime) and created.tzinfo is not None
+        trail = keep.client("cloudtrail", account=account)
+        later = created + datetime.timedelta(days=1)
+        assert trail.lookup_events(StartTime=later)["Events"] == []
+        events = trail.lookup_events(StartTime=created - datetime.timedelta(seconds=5))["Events"]
+        assert events and isinstance(events[0]["EventTime"], datetime.datetime)

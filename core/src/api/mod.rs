@@ -108,6 +108,21 @@ impl Client {
     }
 }
 
+/// Output members (at any depth) that are timestamps: epoch seconds in JSON, as AWS's JSON
+/// protocol writes them; bindings turn them into their language's date type.
+pub const TIMESTAMP_MEMBERS: &[&str] = &[
+    "CreationDate",
+    "DeletionDate",
+    "LastUpdatedDate",
+    "NextRotationDate",
+    "OnDemandRotationStartDate",
+    "RotationDate",
+    "EventTime",
+    "JoinedTimestamp",
+    "RequestedTimestamp",
+    "CompletedTimestamp",
+];
+
 /// What an operation sees while it runs.
 pub(crate) struct OpCtx<'a, 't> {
     pub keep: &'a KeepInner,

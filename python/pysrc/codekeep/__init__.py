@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import os
 import re
@@ -33,14 +34,36 @@ __all__ = ["Keep", "Client", "ClientError", "CodekeepError", "InvalidArgument", 
            "NotFound", "CryptoError", "DecryptionError", "KeyDisabled", "__version__"]
 
 
+_TIMESTAMPS = frozenset(_native.TIMESTAMP_MEMBERS)
+
+
 def _encode(value: Any) -> Any:
-    """Blob inputs may be given as bytes, as boto3 allows; JSON carries them as base64."""
+    """Inputs as boto3 takes them: bytes for blobs (base64 in JSON), datetimes for timestamps
+    (epoch seconds in JSON)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.timestamp()
     if isinstance(value, dict):
         return {k: _encode(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_encode(v) for v in value]
+    return value
+
+
+def _decode_timestamps(value: Any) -> Any:
+    """Timestamp members become timezone-aware datetimes, as boto3 returns them."""
+    if isinstance(value, dict):
+        return {
+            k: datetime.datetime.fromtimestamp(v, tz=datetime.timezone.utc)
+            if k in _TIMESTAMPS and isinstance(v, (int, float)) and not isinstance(v, bool)
+            else _decode_timestamps(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_decode_timestamps(v) for v in value]
     return value
 
 
@@ -73,7 +96,7 @@ class Client:
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """Calls ``operation`` (e.g. ``"CreateKey"``) with AWS-shaped keyword arguments."""
-        out = json.loads(self._native.call_json(operation, json.dumps(_encode(params))))
+        out = _decode_timestamps(json.loads(self._native.call_json(operation, json.dumps(_encode(params)))))
         for member in self._native.blob_members(operation):
             if isinstance(out.get(member), str):
                 out[member] = base64.b64decode(out[member])

@@ -2,6 +2,7 @@ from typing import final
 
 __version__: str
 ERROR_KINDS: list[str]
+TIMESTAMP_MEMBERS: list[str]
 
 @final
 class Keep:
