@@ -67,6 +67,31 @@ impl Write for CallbackWriter {
     }
 }
 
+/// Wraps a pair of C callbacks as a reader and a writer; both must be non-NULL.
+fn callbacks(
+    read: codekeep_read_callback,
+    read_user_data: *mut c_void,
+    write: codekeep_write_callback,
+    write_user_data: *mut c_void,
+) -> Result<(CallbackReader, CallbackWriter), FfiError> {
+    let (Some(rcb), Some(wcb)) = (read, write) else {
+        return Err(FfiError::new(
+            codekeep_status::NullArgument,
+            "a callback is NULL",
+        ));
+    };
+    Ok((
+        CallbackReader {
+            cb: rcb,
+            user_data: read_user_data,
+        },
+        CallbackWriter {
+            cb: wcb,
+            user_data: write_user_data,
+        },
+    ))
+}
+
 fn context_arg(ptr: *const c_char) -> Result<EncryptionContext, FfiError> {
     if ptr.is_null() {
         return Ok(EncryptionContext::new());
@@ -186,20 +211,7 @@ pub extern "C" fn codekeep_envelope_seal_stream(
     boundary(|| {
         let client = handle::client_ref(client)?;
         let context = context_arg(context_json)?;
-        let (Some(rcb), Some(wcb)) = (read, write) else {
-            return Err(FfiError::new(
-                codekeep_status::NullArgument,
-                "a callback is NULL",
-            ));
-        };
-        let mut reader = CallbackReader {
-            cb: rcb,
-            user_data: read_user_data,
-        };
-        let writer = CallbackWriter {
-            cb: wcb,
-            user_data: write_user_data,
-        };
+        let (mut reader, writer) = callbacks(read, read_user_data, write, write_user_data)?;
         let mut sealer = client.seal_writer(str_arg(key_id, "key_id")?, &context, writer)?;
         copy(&mut reader, &mut sealer)?;
         sealer.finish()?;
@@ -222,20 +234,7 @@ pub extern "C" fn codekeep_envelope_open_stream(
     boundary(|| {
         let client = handle::client_ref(client)?;
         let context = context_arg(context_json)?;
-        let (Some(rcb), Some(wcb)) = (read, write) else {
-            return Err(FfiError::new(
-                codekeep_status::NullArgument,
-                "a callback is NULL",
-            ));
-        };
-        let reader = CallbackReader {
-            cb: rcb,
-            user_data: read_user_data,
-        };
-        let mut writer = CallbackWriter {
-            cb: wcb,
-            user_data: write_user_data,
-        };
+        let (reader, mut writer) = callbacks(read, read_user_data, write, write_user_data)?;
         let mut opened = client.open_reader(&context, reader)?;
         copy(&mut opened, &mut writer)?;
         Ok(())

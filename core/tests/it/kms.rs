@@ -1,12 +1,9 @@
-use std::sync::Arc;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use codekeep::clock::ManualClock;
-use codekeep::{Caller, Keep};
+use codekeep::Caller;
 use serde_json::json;
 
-use crate::{code, keep_with_account};
+use crate::{account_client, code, create_key, keep_with_account, keep_with_clock};
 
 const DAY: i64 = 86_400_000;
 
@@ -270,22 +267,9 @@ fn generate_data_key_shapes() {
 
 #[test]
 fn rotation_keeps_old_versions_decrypting() {
-    let clock = ManualClock::new(1_700_000_000_000);
-    let keep = Keep::builder()
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
-    let account = keep.create_account("rot").unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let kms = keep
-        .client("kms", Caller::account_root(account.parse().unwrap()))
-        .unwrap();
-    let id = kms.call("CreateKey", json!({})).unwrap()["KeyMetadata"]["KeyId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (clock, keep) = keep_with_clock();
+    let (_account, kms) = account_client(&keep, "kms");
+    let id = create_key(&kms);
     let old = kms
         .call(
             "Encrypt",
@@ -339,22 +323,9 @@ fn rotation_keeps_old_versions_decrypting() {
 
 #[test]
 fn key_states_refuse_as_aws_does_and_deletion_is_final() {
-    let clock = ManualClock::new(1_700_000_000_000);
-    let keep = Keep::builder()
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
-    let account = keep.create_account("states").unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let kms = keep
-        .client("kms", Caller::account_root(account.parse().unwrap()))
-        .unwrap();
-    let id = kms.call("CreateKey", json!({})).unwrap()["KeyMetadata"]["KeyId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (clock, keep) = keep_with_clock();
+    let (_account, kms) = account_client(&keep, "kms");
+    let id = create_key(&kms);
     let ct = kms
         .call(
             "Encrypt",

@@ -21,6 +21,12 @@ use serde_json::Value;
 /// A keep in memory with one account; returns the keep, the account id and a client.
 pub fn keep_with_account(service: &str) -> (Keep, String, Client) {
     let keep = Keep::memory().unwrap();
+    let (account, client) = account_client(&keep, service);
+    (keep, account, client)
+}
+
+/// A fresh account in `keep` and a client of `service` acting as its root.
+pub fn account_client(keep: &Keep, service: &str) -> (String, Client) {
     let account = keep.create_account("test").unwrap()["Id"]
         .as_str()
         .unwrap()
@@ -28,7 +34,25 @@ pub fn keep_with_account(service: &str) -> (Keep, String, Client) {
     let client = keep
         .client(service, Caller::account_root(account.parse().unwrap()))
         .unwrap();
-    (keep, account, client)
+    (account, client)
+}
+
+/// A keep whose clock only moves when the test says so.
+pub fn keep_with_clock() -> (codekeep::clock::ManualClock, Keep) {
+    let clock = codekeep::clock::ManualClock::new(1_700_000_000_000);
+    let keep = Keep::builder()
+        .clock(std::sync::Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    (clock, keep)
+}
+
+/// Creates a KMS key and returns its id.
+pub fn create_key(kms: &Client) -> String {
+    kms.call("CreateKey", serde_json::json!({})).unwrap()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// The AWS error code of a failed call.
