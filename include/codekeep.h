@@ -247,6 +247,22 @@ codekeep_status codekeep_keep_describe_account(const struct codekeep_keep *keep,
 codekeep_status codekeep_keep_verify_audit_log(const struct codekeep_keep *keep, char **json_out);
 
 /**
+ * Signs a checkpoint over the audit log's current head; writes it as JSON (`{"Seq": n,
+ * "Mac": ..., "Time": ..., "Signature": ...}`, or `null` when every record is already covered)
+ * to `*json_out`. Free it with codekeep_string_free().
+ */
+codekeep_status codekeep_keep_audit_checkpoint(const struct codekeep_keep *keep, char **json_out);
+
+/**
+ * Writes the audit log as JSON Lines to a new file at `path` (one CloudTrail record per line,
+ * then the checkpoints and the checkpoint public key); the number of records goes to
+ * `*out_records`. On failure the file is removed.
+ */
+codekeep_status codekeep_keep_export_audit_log(const struct codekeep_keep *keep,
+                                               const char *path,
+                                               uint64_t *out_records);
+
+/**
  * Creates a client of `service` ("kms", "cloudtrail", "organizations") acting as the caller
  * described by `caller_json` (`{"AccountId": "111122223333"}` or `{"Admin": true}`, optional
  * "SourceIp", "UserAgent"). Free it with codekeep_client_free().

@@ -204,6 +204,61 @@ pub extern "C" fn codekeep_keep_verify_audit_log(
     })
 }
 
+/// Signs a checkpoint over the audit log's current head; writes it as JSON (`{"Seq": n,
+/// "Mac": ..., "Time": ..., "Signature": ...}`, or `null` when every record is already covered)
+/// to `*json_out`. Free it with codekeep_string_free().
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_audit_checkpoint(
+    keep: *const codekeep_keep,
+    json_out: *mut *mut c_char,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(json_out, "json_out")?;
+        let cp = handle::keep_ref(keep)?.audit().checkpoint()?;
+        let json = serde_json::to_string(&cp)
+            .map_err(|e| FfiError::new(codekeep_status::Internal, e.to_string()))?;
+        write_string(json_out, json)
+    })
+}
+
+/// Writes the audit log as JSON Lines to a new file at `path` (one CloudTrail record per line,
+/// then the checkpoints and the checkpoint public key); the number of records goes to
+/// `*out_records`. On failure the file is removed.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_export_audit_log(
+    keep: *const codekeep_keep,
+    path: *const c_char,
+    out_records: *mut u64,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(out_records, "out_records")?;
+        let keep = handle::keep_ref(keep)?;
+        let path = str_arg(path, "path")?;
+        let file = std::fs::File::create(path)
+            .map_err(|e| FfiError::new(codekeep_status::Io, format!("i/o error: {e}")))?;
+        let mut out = std::io::BufWriter::new(file);
+        let written = keep
+            .audit()
+            .export_jsonl(&mut out)
+            .map_err(FfiError::from)
+            .and_then(|n| {
+                std::io::Write::flush(&mut out)
+                    .map(|()| n)
+                    .map_err(|e| FfiError::new(codekeep_status::Io, format!("i/o error: {e}")))
+            });
+        match written {
+            Ok(n) => {
+                handle::write_out(out_records, n);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                Err(e)
+            }
+        }
+    })
+}
+
 /// Creates a client of `service` ("kms", "cloudtrail", "organizations") acting as the caller
 /// described by `caller_json` (`{"AccountId": "111122223333"}` or `{"Admin": true}`, optional
 /// "SourceIp", "UserAgent"). Free it with codekeep_client_free().

@@ -183,6 +183,28 @@ impl Keep {
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
     }
 
+    /// Signs a checkpoint over the audit log's head; JSON text (`null` when nothing is new).
+    fn audit_checkpoint_json(&self, py: Python<'_>) -> PyResult<String> {
+        let keep = self.keep()?;
+        let cp = py
+            .detach(|| keep.audit().checkpoint())
+            .map_err(|e| to_py_err(py, &e, "Checkpoint"))?;
+        serde_json::to_string(&cp)
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// Writes the audit log as JSON Lines to `path`; returns the number of records.
+    fn export_audit_log(&self, py: Python<'_>, path: &str) -> PyResult<u64> {
+        let keep = self.keep()?;
+        py.detach(|| -> codekeep::Result<u64> {
+            let mut out = BufWriter::new(File::create(path)?);
+            let n = keep.audit().export_jsonl(&mut out)?;
+            out.flush()?;
+            Ok(n)
+        })
+        .map_err(|e| to_py_err(py, &e, "ExportAuditLog"))
+    }
+
     /// Releases the keep. Idempotent; clients already made stay usable.
     fn close(&self) -> PyResult<()> {
         self.inner.lock().map_err(|_| closed())?.take();

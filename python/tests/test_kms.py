@@ -87,6 +87,9 @@ def test_audit_log_verifies_and_lookup_events():
             kms.describe_key(KeyId="alias/none")
         report = keep.verify_audit_log()
         assert report["Valid"] is True and report["RecordsChecked"] == 3 and report["FirstInvalid"] is None
+        checkpoint = keep.audit_checkpoint()
+        assert checkpoint["Seq"] == 3 and checkpoint["Signature"]
+        assert keep.audit_checkpoint() is None
         trail = keep.client("cloudtrail", account=account)
         events = trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "DescribeKey"}])
         assert [e["EventName"] for e in events["Events"]] == ["DescribeKey"]
@@ -189,3 +192,14 @@ def test_timestamps_are_datetimes_both_ways():
         assert trail.lookup_events(StartTime=later)["Events"] == []
         events = trail.lookup_events(StartTime=created - datetime.timedelta(seconds=5))["Events"]
         assert events and isinstance(events[0]["EventTime"], datetime.datetime)
+
+
+def test_export_audit_log(tmp_path):
+    import json as _json
+
+    with codekeep.Keep.memory() as keep:
+        keep.create_account("export")
+        n = keep.export_audit_log(tmp_path / "audit.jsonl")
+        lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+        assert n == 1 and _json.loads(lines[0])["eventName"] == "CreateAccount"
+        assert "checkpointPublicKey" in _json.loads(lines[-1])

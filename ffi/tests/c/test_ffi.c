@@ -165,6 +165,13 @@ static void test_kms_and_envelope(void) {
   OK(codekeep_keep_verify_audit_log(keep, &report));
   CHECK(strstr(report, "\"Valid\":true") != NULL);
   codekeep_string_free(report);
+  char *checkpoint = NULL;
+  OK(codekeep_keep_audit_checkpoint(keep, &checkpoint));
+  CHECK(strstr(checkpoint, "\"Signature\"") != NULL);
+  codekeep_string_free(checkpoint);
+  uint64_t exported = 0;
+  OK(codekeep_keep_export_audit_log(keep, "build/c-audit.jsonl", &exported));
+  CHECK(exported > 5);
   char *accounts = NULL;
   OK(codekeep_keep_list_accounts(keep, &accounts));
   CHECK(strstr(accounts, id) != NULL);

@@ -168,6 +168,15 @@ class Keep:
         """``{"Valid": bool, "RecordsChecked": int, "FirstInvalid": {...} | None, ...}``."""
         return json.loads(self._native.verify_audit_log_json())
 
+    def audit_checkpoint(self) -> dict[str, Any] | None:
+        """Signs a checkpoint over the audit log's head (``None`` when nothing is new)."""
+        result: dict[str, Any] | None = json.loads(self._native.audit_checkpoint_json())
+        return result
+
+    def export_audit_log(self, path: str | os.PathLike[str]) -> int:
+        """Writes the audit log as JSON Lines to ``path``; returns the number of records."""
+        return int(self._native.export_audit_log(os.fspath(path)))
+
     def close(self) -> None:
         """Releases the keep; idempotent."""
         self._native.close()
