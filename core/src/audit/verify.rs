@@ -76,18 +76,38 @@ pub(super) fn verify(meta: &Meta, keys: &AuditKeys) -> Result<AuditReport> {
         prev: [0u8; MAC_LEN],
         last_good_checkpoint: 0,
     };
-    let mut after: Option<Key> = None;
-    loop {
-        let rows = meta.read(|t| t.scan_prefix(&records_prefix(), after.as_ref(), BATCH))?;
-        let Some((last_key, _)) = rows.last() else {
-            break;
-        };
-        after = Some(last_key.clone());
-        let macs_ok = macs_check_out(keys, &rows);
-        for ((key, value), mac_ok) in rows.iter().zip(macs_ok) {
-            walk.record(key, value, mac_ok)?;
+    // One thread reads the next batch from storage while this one checks the current batch,
+    // so storage and hashing overlap.
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<(Key, Vec<u8>)>>>(2);
+        scope.spawn(move || {
+            let mut after: Option<Key> = None;
+            loop {
+                let rows = meta.read(|t| t.scan_prefix(&records_prefix(), after.as_ref(), BATCH));
+                let last = rows
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| r.last().map(|(k, _)| k.clone()));
+                let done = last.is_none();
+                // A closed channel means the checker stopped early: stop reading too.
+                if tx.send(rows).is_err() || done {
+                    return;
+                }
+                after = last;
+            }
+        });
+        for rows in rx {
+            let rows = rows?;
+            if rows.is_empty() {
+                break;
+            }
+            let macs_ok = macs_check_out(keys, &rows);
+            for ((key, value), mac_ok) in rows.iter().zip(macs_ok) {
+                walk.record(key, value, mac_ok)?;
+            }
         }
-    }
+        Ok(())
+    })?;
     let last = walk.expected.saturating_sub(1);
     let (head_seq, head_mac) = head.unwrap_or((0, [0u8; MAC_LEN]));
     let vouched = head_seq.max(checkpoints.keys().next_back().copied().unwrap_or(0));
