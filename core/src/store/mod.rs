@@ -119,11 +119,7 @@ impl Meta {
         loop {
             attempt += 1;
             let outcome = self.backend.begin(write).and_then(|inner| {
-                let mut txn = Txn {
-                    inner,
-                    write,
-                    events: 0,
-                };
+                let mut txn = Txn { inner, write };
                 let value = f(&mut txn)?;
                 txn.inner.commit()?;
                 Ok(value)
@@ -149,7 +145,6 @@ fn backoff(attempt: u32) {
 pub struct Txn<'a> {
     inner: Box<dyn TxnBackend + 'a>,
     write: bool,
-    events: u32,
 }
 
 impl fmt::Debug for Txn<'_> {

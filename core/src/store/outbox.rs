@@ -70,7 +70,6 @@ impl Txn<'_> {
             detail,
         };
         self.put_json(&events_prefix().push_u64(seq), &event)?;
-        self.events += 1;
         Ok(seq)
     }
 }
