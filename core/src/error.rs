@@ -231,13 +231,16 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// JSON errors inside codekeep come from stored records or from writing exports: a stored
+/// record that does not parse is a storage fault, not the caller's bad input (inputs arrive as
+/// parsed values and are validated member by member).
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
-        Error::aws(
-            ErrorKind::InvalidArgument,
-            "SerializationException",
-            format!("invalid JSON: {e}"),
-        )
+        if e.is_io() {
+            Error::new(ErrorKind::Io, format!("cannot write JSON: {e}")).with_source(e)
+        } else {
+            Error::storage(format!("a stored JSON record is unreadable: {e}")).with_source(e)
+        }
     }
 }
 

@@ -565,7 +565,8 @@ impl RangeSource for File {
 pub struct EnvelopeOpener {
     keys: SegmentKeys,
     header_len: u64,
-    tail_verified: std::sync::atomic::AtomicBool,
+    /// Length of the source whose final segment was authenticated (`u64::MAX`: none yet).
+    tail_verified: std::sync::atomic::AtomicU64,
 }
 
 impl EnvelopeOpener {
@@ -586,7 +587,7 @@ impl EnvelopeOpener {
         Ok(EnvelopeOpener {
             keys,
             header_len: header.encoded_len() as u64,
-            tail_verified: std::sync::atomic::AtomicBool::new(false),
+            tail_verified: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 
@@ -683,21 +684,22 @@ impl EnvelopeOpener {
     /// Authenticates the final segment once per opener, so an envelope with bytes appended or
     /// removed at the end is refused even by a range read that does not cover the end.
     fn verify_tail(&self, src: &dyn RangeSource, layout: &Layout) -> Result<()> {
+        // Keyed by the source's length, so an opener reused on a different (say truncated)
+        // source checks that source's tail again.
+        let total = src.len()?;
         if self
             .tail_verified
             .load(std::sync::atomic::Ordering::Relaxed)
+            == total
         {
             return Ok(());
         }
         let sealed_seg = self.keys.segment_size as u64 + TAG_LEN as u64;
         let start = self.header_len + u64::from(layout.last_index) * sealed_seg;
-        let mut tail = src.read_at(
-            start,
-            src.len()?.checked_sub(start).ok_or_else(Error::decrypt)?,
-        )?;
+        let mut tail = src.read_at(start, total.checked_sub(start).ok_or_else(Error::decrypt)?)?;
         self.keys.open(layout.last_index, true, &mut tail)?;
         self.tail_verified
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+            .store(total, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

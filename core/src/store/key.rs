@@ -87,14 +87,11 @@ impl Key {
 
     /// The smallest key greater than every key starting with this one.
     pub(crate) fn prefix_end(&self) -> Vec<u8> {
+        // A child key continues the prefix with the first byte of its next component: never
+        // 0xff, which (after a 0x00) only escapes a NUL inside the prefix's own last component.
+        // So `prefix ++ 0xff` bounds exactly the keys below the prefix.
         let mut end = self.0.clone();
-        // Components end in 0x00 and no encoded byte after a terminator can be 0xff unless it
-        // escapes a NUL, so replacing the final terminator by 0x01 bounds the prefix range.
-        if let Some(last) = end.last_mut() {
-            *last = 0x01;
-        } else {
-            end.push(0xff);
-        }
+        end.push(0xff);
         end
     }
 
@@ -123,6 +120,15 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn a_nul_inside_a_component_is_not_a_child() {
+        let p = Key::new("a");
+        let sibling = Key::new("a\0b");
+        let child = Key::new("a").push("");
+        assert!(sibling.as_bytes() >= p.prefix_end().as_slice());
+        assert!(child.as_bytes() < p.prefix_end().as_slice() && child.as_bytes() > p.as_bytes());
+    }
 
     #[test]
     fn prefix_ranges_are_contiguous() {
