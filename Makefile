@@ -38,6 +38,7 @@ $(VENV)/.ready: python/requirements-dev.txt
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+	RUSTDOCFLAGS=-Dwarnings cargo doc -p codekeep --no-deps --all-features --locked
 
 features:
 	cargo check -p codekeep --no-default-features --locked
@@ -64,8 +65,10 @@ c-test: staticlib
 	rm -rf build/c-quickstart && ./build/quickstart_c build/c-quickstart
 	rm -rf build/c-provider-keep && $(VALGRIND) ./build/test_ffi
 	rm -rf build/c-quickstart && $(VALGRIND) ./build/quickstart_c build/c-quickstart >/dev/null
-	@nm -g --defined-only $(STATICLIB) 2>/dev/null | awk '$$2 == "T" {print $$3}' | grep -E '^codekeep_' | sort -u > build/exported.txt
+	@# Only codekeep_* may be exported from the shared library.
+	@nm -D --defined-only $(CARGO_TARGET_DIR)/debug/libcodekeep.so | awk '$$2 ~ /^[TDBR]$$/ {print $$3}' > build/exported.txt
 	@test -s build/exported.txt
+	@! grep -v '^codekeep_' build/exported.txt || { echo "symbols without the codekeep_ prefix are exported"; exit 1; }
 
 python-build: venv
 	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop -q --locked

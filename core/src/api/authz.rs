@@ -22,7 +22,7 @@ pub struct AuthzRequest<'a> {
 pub enum Decision {
     /// The request may proceed.
     Allow,
-    /// The request is refused; `reason` completes "... because <reason>".
+    /// The request is refused; `reason` completes "... because `reason`".
     Deny {
         /// Why, in words for the caller.
         reason: String,
