@@ -69,16 +69,7 @@ fn denied_calls_are_recorded() {
         .as_str()
         .unwrap()
         .to_owned();
-    let other = keep.create_account("o").unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let kms2 = keep
-        .client(
-            "kms",
-            codekeep::Caller::account_root(other.parse().unwrap()),
-        )
-        .unwrap();
+    let (_other, kms2) = crate::account_client(&keep, "kms");
     assert_eq!(
         code(kms2.call("DisableKey", json!({"KeyId": arn}))),
         "AccessDeniedException"

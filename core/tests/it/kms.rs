@@ -1,6 +1,5 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use codekeep::Caller;
 use serde_json::json;
 
 use crate::{account_client, code, create_key, keep_with_account, keep_with_clock};
@@ -454,13 +453,7 @@ fn accounts_cannot_use_each_others_keys() {
         .as_str()
         .unwrap()
         .to_owned();
-    let other = keep.create_account("other").unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let kms2 = keep
-        .client("kms", Caller::account_root(other.parse().unwrap()))
-        .unwrap();
+    let (other, kms2) = crate::account_client(&keep, "kms");
     let err = kms2.call("DescribeKey", json!({"KeyId": arn})).unwrap_err();
     assert_eq!(err.code(), "AccessDeniedException");
     assert!(
