@@ -5,10 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::api::{
-    AccountRootAuthorizer, Authorizer, Caller, Client, OpCtx, Operation, optional_i64,
-    optional_str, required_str,
-};
+use crate::api::{Caller, Client, OpCtx, Operation, optional_i64, optional_str, required_str};
 use crate::arn::{AccountId, Region};
 use crate::clock::{Clock, SystemClock, epoch_seconds};
 use crate::error::{Error, ErrorKind, Result};
@@ -41,7 +38,7 @@ impl std::fmt::Debug for Keep {
 pub(crate) struct KeepInner {
     pub meta: Meta,
     pub blobs: Arc<dyn BlobStore>,
-    pub authorizer: Arc<dyn Authorizer>,
+    pub policy_cache: crate::iam::authz::PolicyCache,
     pub clock: Arc<dyn Clock>,
     pub region: Region,
     #[cfg(feature = "crypto")]
@@ -57,7 +54,6 @@ pub(crate) struct KeepInner {
 pub struct KeepBuilder {
     meta: Option<Meta>,
     blobs: Option<Arc<dyn BlobStore>>,
-    authorizer: Option<Arc<dyn Authorizer>>,
     clock: Option<Arc<dyn Clock>>,
     region: Option<Region>,
     #[cfg(feature = "crypto")]
@@ -84,13 +80,6 @@ impl KeepBuilder {
     #[must_use]
     pub fn blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
         self.blobs = Some(blobs);
-        self
-    }
-
-    /// Uses this authorizer (default: [`AccountRootAuthorizer`]).
-    #[must_use]
-    pub fn authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
-        self.authorizer = Some(authorizer);
         self
     }
 
@@ -142,9 +131,7 @@ impl KeepBuilder {
             blobs: self
                 .blobs
                 .unwrap_or_else(|| Arc::new(MemoryBlobStore::new())),
-            authorizer: self
-                .authorizer
-                .unwrap_or_else(|| Arc::new(AccountRootAuthorizer)),
+            policy_cache: crate::iam::authz::PolicyCache::default(),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             region: self.region.unwrap_or_else(Region::default_region),
             #[cfg(feature = "crypto")]

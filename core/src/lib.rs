@@ -27,8 +27,10 @@ pub mod clock;
 #[cfg(feature = "crypto")]
 pub mod crypto;
 mod error;
+mod iam;
 mod id;
 mod keep;
+pub mod policy;
 pub mod store;
 
 pub use api::{Caller, Client};

@@ -1,75 +1,170 @@
-//! The authorization hook: the single place where the policy engine plugs in.
+//! Authorization: every operation's check goes through the policy engine
+//! ([`crate::policy`]) with the caller's policies, the resource's own policy and the request
+//! context the dispatcher fills.
+
+use std::sync::Arc;
 
 use super::caller::{Principal, RequestContext};
+use crate::error::{Error, ErrorKind, Result};
+use crate::keep::KeepInner;
+use crate::policy::{Context, Policy, PolicyKind, PolicySet, Request, evaluate};
+use crate::store::Txn;
 
-/// One authorization question: may `principal` perform `action` on `resources`?
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct AuthzRequest<'a> {
-    /// Who asks.
-    pub principal: &'a Principal,
-    /// The IAM action, e.g. `kms:Decrypt`.
-    pub action: &'a str,
-    /// Resource ARNs, or `*` for actions without a resource.
-    pub resources: &'a [String],
-    /// The request context (source IP, time, ...), for condition keys.
-    pub context: &'a RequestContext,
+/// The global condition keys of a request: time, transport, principal, region.
+pub(crate) fn base_context(req: &RequestContext) -> Context {
+    let mut ctx = Context::new();
+    ctx.insert("aws:CurrentTime", &crate::clock::iso8601(req.time_millis));
+    ctx.insert(
+        "aws:EpochTime",
+        &(req.time_millis.div_euclid(1000)).to_string(),
+    );
+    ctx.insert(
+        "aws:SecureTransport",
+        if req.secure_transport {
+            "true"
+        } else {
+            "false"
+        },
+    );
+    ctx.insert("aws:SourceIp", &req.source_ip);
+    ctx.insert("aws:UserAgent", &req.user_agent);
+    ctx.insert("aws:RequestedRegion", req.region.as_str());
+    req.principal.add_context(&mut ctx);
+    ctx
 }
 
-/// The answer to an [`AuthzRequest`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Decision {
-    /// The request may proceed.
-    Allow,
-    /// The request is refused; `reason` completes "... because `reason`".
-    Deny {
-        /// Why, in words for the caller.
-        reason: String,
-    },
+/// What one operation's authorization checks share.
+pub(crate) struct AuthzState {
+    /// The request context, plus the keys the operation added (`aws:RequestTag/*`, ...).
+    pub context: Context,
+    /// The caller's policies, loaded at the first check.
+    policy_set: Option<Arc<PolicySet>>,
 }
 
-/// Decides authorization requests.
-pub trait Authorizer: Send + Sync + std::fmt::Debug {
-    /// Decides one request.
-    fn authorize(&self, request: &AuthzRequest<'_>) -> Decision;
-}
+impl AuthzState {
+    pub fn new(req: &RequestContext) -> Self {
+        AuthzState {
+            context: base_context(req),
+            policy_set: None,
+        }
+    }
 
-/// The authorizer a keep uses until identity policies exist: an account's root may do
-/// everything inside its own account and nothing in another; the keep administrator may do
-/// everything.
-#[derive(Debug, Default, Clone, Copy)]
-#[non_exhaustive]
-pub struct AccountRootAuthorizer;
-
-impl Authorizer for AccountRootAuthorizer {
-    fn authorize(&self, request: &AuthzRequest<'_>) -> Decision {
-        let account = match request.principal {
-            Principal::KeepAdmin => return Decision::Allow,
-            Principal::Root(account) => account.as_str(),
-        };
-        for resource in request.resources {
-            if resource == "*" {
-                continue;
+    /// Decides whether `req.principal` may perform `action` on every one of `resources`.
+    pub fn check(
+        &mut self,
+        keep: &KeepInner,
+        txn: &mut Txn<'_>,
+        req: &RequestContext,
+        action: &str,
+        resources: &[String],
+    ) -> Result<()> {
+        // The host application administering the keep is not an AWS principal.
+        if req.principal == Principal::KeepAdmin {
+            return Ok(());
+        }
+        let set = self.policy_set(keep, txn, req)?;
+        let principal = req.principal.policy_principal();
+        let unauthenticated = matches!(req.principal, Principal::Unauthenticated { .. });
+        for resource in resources {
+            let resource_account = resource_account(resource);
+            match resource_account {
+                Some(a) => self.context.insert("aws:ResourceAccount", a),
+                None => self.context.remove("aws:ResourceAccount"),
             }
-            let owner = resource
-                .parse::<crate::arn::Arn>()
-                .map(|arn| arn.account().to_owned());
-            match owner {
-                Ok(owner) if owner == account => {}
-                Ok(_) => {
-                    return Decision::Deny {
-                        reason: "no resource-based policy allows the action from another account"
-                            .to_owned(),
-                    };
-                }
-                Err(_) => {
-                    return Decision::Deny {
-                        reason: "the resource is not a valid ARN".to_owned(),
-                    };
-                }
+            let resource_policy =
+                crate::iam::authz::resource_policy(&keep.policy_cache, txn, action, resource)?;
+            let request = Request {
+                principal: &principal,
+                action,
+                resource,
+                resource_account,
+                context: &self.context,
+                resource_policy: resource_policy.as_ref().map(|(p, _)| &**p),
+                resource_policy_required: resource_policy.as_ref().is_some_and(|(_, r)| *r),
+            };
+            let evaluation = evaluate(&set, &request);
+            if unauthenticated || !evaluation.is_allowed() {
+                let reason = evaluation.reason.map_or_else(
+                    || "because the caller is not authenticated".to_owned(),
+                    |r| r.message(action),
+                );
+                return Err(access_denied(&req.principal, action, resource, &reason));
             }
         }
-        Decision::Allow
+        Ok(())
     }
+}
+
+impl AuthzState {
+    fn policy_set(
+        &mut self,
+        keep: &KeepInner,
+        txn: &mut Txn<'_>,
+        req: &RequestContext,
+    ) -> Result<Arc<PolicySet>> {
+        if let Some(set) = &self.policy_set {
+            return Ok(Arc::clone(set));
+        }
+        let set = crate::iam::authz::policy_set(&keep.policy_cache, txn, &req.principal)?;
+        self.policy_set = Some(Arc::clone(&set));
+        Ok(set)
+    }
+
+    /// Evaluates `action` on `resource` as if the resource's policy were `document`.
+    pub fn allows_with_policy(
+        &mut self,
+        keep: &KeepInner,
+        txn: &mut Txn<'_>,
+        req: &RequestContext,
+        action: &str,
+        resource: &str,
+        document: &str,
+    ) -> Result<bool> {
+        if req.principal == Principal::KeepAdmin {
+            return Ok(true);
+        }
+        let policy = Policy::parse(PolicyKind::Resource, resource, document)?;
+        let set = self.policy_set(keep, txn, req)?;
+        let principal = req.principal.policy_principal();
+        let request = Request {
+            principal: &principal,
+            action,
+            resource,
+            resource_account: resource_account(resource),
+            context: &self.context,
+            resource_policy: Some(&policy),
+            resource_policy_required: true,
+        };
+        Ok(evaluate(&set, &request).is_allowed())
+    }
+}
+
+/// The account that owns `resource`: the ARN's account field, when it has one.
+fn resource_account(resource: &str) -> Option<&str> {
+    let mut parts = resource.splitn(6, ':');
+    let account = parts.nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+}
+
+/// AWS's `AccessDeniedException`: `User: ARN is not authorized to perform: ACTION on
+/// resource: ARN because ...`.
+pub(crate) fn access_denied(
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+    reason: &str,
+) -> Error {
+    let on_resource = if resource == "*" {
+        String::new()
+    } else {
+        format!(" on resource: {resource}")
+    };
+    Error::aws(
+        ErrorKind::AccessDenied,
+        "AccessDeniedException",
+        format!(
+            "User: {} is not authorized to perform: {action}{on_resource} {reason}",
+            principal.arn()
+        ),
+    )
 }

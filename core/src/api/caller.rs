@@ -7,7 +7,7 @@ use crate::arn::{AccountId, Region};
 use crate::error::{Error, Result};
 
 /// The identity a [`super::Client`] acts as, plus transport facts the host application knows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Caller {
     identity: Identity,
     source_ip: String,
@@ -15,12 +15,41 @@ pub struct Caller {
     secure_transport: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("identity", &self.identity)
+            .field("source_ip", &self.source_ip)
+            .field("user_agent", &self.user_agent)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
 enum Identity {
     /// The root user of an account (trusted: the host application authenticated it).
     AccountRoot(AccountId),
     /// The host application itself, administering the keep (accounts, audit verification).
     KeepAdmin,
+    /// An IAM user the host application authenticated.
+    IamUser { account: AccountId, name: String },
+    /// Long-term access key credentials, checked on every call.
+    AccessKey {
+        id: String,
+        secret: zeroize::Zeroizing<String>,
+    },
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::AccountRoot(a) => write!(f, "AccountRoot({a})"),
+            Identity::KeepAdmin => f.write_str("KeepAdmin"),
+            Identity::IamUser { account, name } => write!(f, "IamUser({account}, {name})"),
+            // Never the secret.
+            Identity::AccessKey { id, .. } => write!(f, "AccessKey({id})"),
+        }
+    }
 }
 
 impl Caller {
@@ -32,6 +61,24 @@ impl Caller {
     /// The host application administering the keep: it may create and list accounts.
     pub fn keep_admin() -> Self {
         Caller::from_identity(Identity::KeepAdmin)
+    }
+
+    /// The IAM user `name` of `account`, already authenticated by the host application. Every
+    /// call is authorized by the user's policies; a call after the user is deleted fails.
+    pub fn iam_user(account: AccountId, name: &str) -> Self {
+        Caller::from_identity(Identity::IamUser {
+            account,
+            name: name.to_owned(),
+        })
+    }
+
+    /// A caller holding an access key: the key must exist, be active and the secret match on
+    /// every call (as AWS checks every signed request).
+    pub fn access_key(access_key_id: &str, secret_access_key: &str) -> Self {
+        Caller::from_identity(Identity::AccessKey {
+            id: access_key_id.to_owned(),
+            secret: zeroize::Zeroizing::new(secret_access_key.to_owned()),
+        })
     }
 
     fn from_identity(identity: Identity) -> Self {
@@ -61,50 +108,130 @@ impl Caller {
         self
     }
 
+    /// Sets `aws:SecureTransport` (true by default: in-process calls do not cross a network).
+    #[must_use]
+    pub fn with_secure_transport(mut self, secure: bool) -> Self {
+        self.secure_transport = secure;
+        self
+    }
+
     /// Parses a caller from JSON, as the C and Python bindings pass it:
-    /// `{"AccountId": "111122223333"}` (that account's root) or `{"Admin": true}`, with optional
-    /// `"SourceIp"` and `"UserAgent"`.
+    /// `{"AccountId": "111122223333"}` (that account's root), `{"AccountId": ..., "UserName":
+    /// "alice"}` (an IAM user), `{"AccessKeyId": ..., "SecretAccessKey": ...}` or
+    /// `{"Admin": true}`, with optional `"SourceIp"`, `"UserAgent"` and `"SecureTransport"`.
     ///
     /// # Errors
     /// `InvalidArgument` for anything else.
     pub fn from_json(value: &Value) -> Result<Self> {
+        const MEMBERS: &[&str] = &[
+            "AccountId",
+            "UserName",
+            "AccessKeyId",
+            "SecretAccessKey",
+            "Admin",
+            "SourceIp",
+            "UserAgent",
+            "SecureTransport",
+        ];
         let obj = value
             .as_object()
             .ok_or_else(|| Error::invalid("a caller must be a JSON object"))?;
         for key in obj.keys() {
-            if !["AccountId", "Admin", "SourceIp", "UserAgent"].contains(&key.as_str()) {
+            if !MEMBERS.contains(&key.as_str()) {
                 return Err(Error::invalid(format!("unknown caller member `{key}`")));
             }
         }
-        let mut caller = match (obj.get("AccountId"), obj.get("Admin")) {
-            (Some(Value::String(a)), None) => Caller::account_root(a.parse()?),
-            (None, Some(Value::Bool(true))) => Caller::keep_admin(),
+        let text = |name: &str| match obj.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(Error::invalid(format!(
+                "caller member `{name}` must be a string"
+            ))),
+        };
+        let mut caller = match (
+            text("AccountId")?,
+            text("UserName")?,
+            text("AccessKeyId")?,
+            text("SecretAccessKey")?,
+            obj.get("Admin"),
+        ) {
+            (Some(a), None, None, None, None) => Caller::account_root(a.parse()?),
+            (Some(a), Some(user), None, None, None) => Caller::iam_user(a.parse()?, user),
+            (None, None, Some(id), Some(secret), None) => Caller::access_key(id, secret),
+            (None, None, None, None, Some(Value::Bool(true))) => Caller::keep_admin(),
             _ => {
                 return Err(Error::invalid(
-                    "a caller needs either `AccountId` (a 12-digit string) or `Admin: true`",
+                    "a caller needs `AccountId` (with an optional `UserName`), `AccessKeyId` with `SecretAccessKey`, or `Admin: true`",
                 ));
             }
         };
-        if let Some(ip) = obj.get("SourceIp") {
-            let ip = ip
-                .as_str()
-                .ok_or_else(|| Error::invalid("`SourceIp` must be a string"))?;
+        if let Some(ip) = text("SourceIp")? {
             caller = caller.with_source_ip(ip)?;
         }
-        if let Some(agent) = obj.get("UserAgent") {
-            let agent = agent
-                .as_str()
-                .ok_or_else(|| Error::invalid("`UserAgent` must be a string"))?;
+        if let Some(agent) = text("UserAgent")? {
             caller = caller.with_user_agent(agent);
+        }
+        if let Some(secure) = obj.get("SecureTransport") {
+            let secure = secure
+                .as_bool()
+                .ok_or_else(|| Error::invalid("`SecureTransport` must be a boolean"))?;
+            caller = caller.with_secure_transport(secure);
         }
         Ok(caller)
     }
 
-    pub(crate) fn request_context(&self, time_millis: i64, region: Region) -> RequestContext {
-        let principal = match &self.identity {
+    /// Resolves the identity to the principal it is now: checks that the user still exists,
+    /// that the access key is active and its secret right.
+    pub(crate) fn resolve(
+        &self,
+        txn: &mut crate::store::Txn<'_>,
+        keep: &crate::keep::KeepInner,
+    ) -> Result<Principal> {
+        match &self.identity {
+            Identity::AccountRoot(account) => Ok(Principal::Root(account.clone())),
+            Identity::KeepAdmin => Ok(Principal::KeepAdmin),
+            Identity::IamUser { account, name } => {
+                let user = crate::iam::users::load_user(txn, account.as_str(), name)?;
+                Ok(Principal::from_user(account.clone(), user, None))
+            }
+            Identity::AccessKey { id, secret } => {
+                #[cfg(feature = "crypto")]
+                {
+                    crate::iam::authenticate_access_key(txn, keep, id, secret)
+                }
+                #[cfg(not(feature = "crypto"))]
+                {
+                    let _ = (txn, keep, secret);
+                    Err(invalid_token(id))
+                }
+            }
+        }
+    }
+
+    /// The principal recorded for a call whose identity could not be resolved.
+    pub(crate) fn unresolved_principal(&self) -> Principal {
+        match &self.identity {
             Identity::AccountRoot(account) => Principal::Root(account.clone()),
             Identity::KeepAdmin => Principal::KeepAdmin,
-        };
+            Identity::IamUser { account, name } => Principal::Unauthenticated {
+                account: Some(account.clone()),
+                access_key_id: None,
+                user_name: Some(name.clone()),
+            },
+            Identity::AccessKey { id, .. } => Principal::Unauthenticated {
+                account: None,
+                access_key_id: Some(id.clone()),
+                user_name: None,
+            },
+        }
+    }
+
+    pub(crate) fn request_context(
+        &self,
+        principal: Principal,
+        time_millis: i64,
+        region: Region,
+    ) -> RequestContext {
         RequestContext {
             principal,
             source_ip: self.source_ip.clone(),
@@ -118,6 +245,17 @@ impl Caller {
     }
 }
 
+/// AWS's answer to an unknown or inactive access key.
+pub(crate) fn invalid_token(id: &str) -> Error {
+    let _ = id;
+    Error::aws(
+        crate::error::ErrorKind::AccessDenied,
+        "InvalidClientTokenId",
+        "The security token included in the request is invalid.",
+    )
+    .with_status(403)
+}
+
 /// The authenticated principal of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -126,14 +264,61 @@ pub enum Principal {
     Root(AccountId),
     /// The host application administering the keep.
     KeepAdmin,
+    /// An IAM user.
+    User {
+        /// The user's account.
+        account: AccountId,
+        /// The user name.
+        name: String,
+        /// The unique id (`AIDA…`).
+        user_id: String,
+        /// The user's ARN.
+        arn: String,
+        /// The user's tags (`aws:PrincipalTag/*`).
+        tags: std::collections::BTreeMap<String, String>,
+        /// The access key the call was made with, if any.
+        access_key_id: Option<String>,
+    },
+    /// A caller whose credentials were refused; allowed nothing.
+    Unauthenticated {
+        /// The account it claimed, if known.
+        account: Option<AccountId>,
+        /// The access key it presented, if any.
+        access_key_id: Option<String>,
+        /// The user name it claimed, if any.
+        user_name: Option<String>,
+    },
 }
 
 impl Principal {
+    pub(crate) fn from_user(
+        account: AccountId,
+        user: crate::iam::UserRecord,
+        access_key_id: Option<String>,
+    ) -> Principal {
+        Principal::User {
+            account,
+            name: user.name,
+            user_id: user.user_id,
+            arn: user.arn,
+            tags: user.tags,
+            access_key_id,
+        }
+    }
+
     /// The account the principal belongs to (none for the keep administrator).
     pub fn account(&self) -> Option<&AccountId> {
         match self {
-            Principal::Root(a) => Some(a),
-            Principal::KeepAdmin => None,
+            Principal::Root(a) | Principal::User { account: a, .. } => Some(a),
+            Principal::KeepAdmin | Principal::Unauthenticated { .. } => None,
+        }
+    }
+
+    /// The IAM user name, for IAM users.
+    pub fn user_name(&self) -> Option<&str> {
+        match self {
+            Principal::User { name, .. } => Some(name),
+            _ => None,
         }
     }
 
@@ -142,6 +327,60 @@ impl Principal {
         match self {
             Principal::Root(a) => format!("arn:aws:iam::{a}:root"),
             Principal::KeepAdmin => "arn:aws:iam::000000000000:root".to_owned(),
+            Principal::User { arn, .. } => arn.clone(),
+            Principal::Unauthenticated { .. } => "anonymous".to_owned(),
+        }
+    }
+
+    /// A key naming the principal for caches.
+    pub(crate) fn cache_key(&self) -> String {
+        self.arn()
+    }
+
+    /// The principal as the policy engine sees it; `None` for the keep administrator.
+    pub(crate) fn policy_principal(&self) -> crate::policy::PrincipalInfo {
+        use crate::policy::{PrincipalInfo, PrincipalKind};
+        let (account, kind) = match self {
+            Principal::Root(a) => (a.to_string(), PrincipalKind::Root),
+            Principal::User { account, .. } => (account.to_string(), PrincipalKind::User),
+            Principal::KeepAdmin | Principal::Unauthenticated { .. } => {
+                (String::new(), PrincipalKind::Service)
+            }
+        };
+        PrincipalInfo {
+            arn: self.arn(),
+            account,
+            kind,
+        }
+    }
+
+    /// The global condition keys that describe the principal.
+    pub(crate) fn add_context(&self, ctx: &mut crate::policy::Context) {
+        match self {
+            Principal::Root(a) => {
+                ctx.insert("aws:PrincipalArn", &self.arn());
+                ctx.insert("aws:PrincipalAccount", a.as_str());
+                ctx.insert("aws:PrincipalType", "Account");
+                ctx.insert("aws:userid", a.as_str());
+            }
+            Principal::User {
+                account,
+                name,
+                user_id,
+                arn,
+                tags,
+                ..
+            } => {
+                ctx.insert("aws:PrincipalArn", arn);
+                ctx.insert("aws:PrincipalAccount", account.as_str());
+                ctx.insert("aws:PrincipalType", "User");
+                ctx.insert("aws:userid", user_id);
+                ctx.insert("aws:username", name);
+                for (k, v) in tags {
+                    ctx.insert(&format!("aws:PrincipalTag/{k}"), v);
+                }
+            }
+            Principal::KeepAdmin | Principal::Unauthenticated { .. } => {}
         }
     }
 
@@ -160,6 +399,38 @@ impl Principal {
                 "invokedBy": "codekeep.keep-admin",
                 "principalId": "codekeep-admin",
             }),
+            Principal::User {
+                account,
+                name,
+                user_id,
+                arn,
+                access_key_id,
+                ..
+            } => json!({
+                "type": "IAMUser",
+                "principalId": user_id,
+                "arn": arn,
+                "accountId": account.as_str(),
+                "accessKeyId": access_key_id.as_deref().unwrap_or(""),
+                "userName": name,
+            }),
+            Principal::Unauthenticated {
+                account,
+                access_key_id,
+                user_name,
+            } => {
+                let mut identity = json!({"type": "Unknown", "principalId": ""});
+                if let Some(a) = account {
+                    crate::api::set_member(&mut identity, "accountId", json!(a.as_str()));
+                }
+                if let Some(k) = access_key_id {
+                    crate::api::set_member(&mut identity, "accessKeyId", json!(k));
+                }
+                if let Some(u) = user_name {
+                    crate::api::set_member(&mut identity, "userName", json!(u));
+                }
+                identity
+            }
         }
     }
 }

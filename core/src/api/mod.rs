@@ -3,8 +3,8 @@
 //! Every operation of every service goes through [`Client::call`], which
 //! 1. builds the request context (principal, source IP, user agent, time, request id),
 //! 2. runs the operation in one metadata transaction; the operation resolves its resources and
-//!    must ask the [`Authorizer`] before it changes or reveals anything (the dispatcher refuses
-//!    an operation that returns without having been authorized),
+//!    must ask the policy engine ([`crate::policy`]) before it changes or reveals anything (the
+//!    dispatcher refuses an operation that returns without having been authorized),
 //! 3. writes the audit record in the same transaction (or, for a failed or denied call, in a
 //!    transaction of its own after the rollback),
 //! 4. returns the AWS output shape, or an AWS-style [`Error`].
@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use authz::{AccountRootAuthorizer, Authorizer, AuthzRequest, Decision};
+pub(crate) use caller::invalid_token;
 pub use caller::{Caller, Principal, RequestContext};
 pub(crate) use registry::{Operation, find_operation, operations};
 
@@ -130,6 +130,7 @@ pub(crate) struct OpCtx<'a, 't> {
     pub txn: &'a mut Txn<'t>,
     op: &'static Operation,
     authorized: bool,
+    authz: authz::AuthzState,
     /// `(type, name)` pairs for CloudTrail's `resources`.
     pub audit_resources: Vec<(String, String)>,
 }
@@ -146,24 +147,28 @@ impl OpCtx<'_, '_> {
     /// Like [`OpCtx::authorize`] for an action other than the operation's own name (AWS's
     /// `ReEncrypt` needs `kms:ReEncryptFrom` and `kms:ReEncryptTo`).
     pub fn authorize_as(&mut self, action: &str, resources: &[String]) -> Result<()> {
-        let request = AuthzRequest {
-            principal: &self.req.principal,
-            action,
-            resources,
-            context: self.req,
-        };
-        match self.keep.authorizer.authorize(&request) {
-            Decision::Allow => {
-                self.authorized = true;
-                Ok(())
-            }
-            Decision::Deny { reason } => Err(access_denied(
-                &self.req.principal,
-                action,
-                resources,
-                &reason,
-            )),
-        }
+        self.authz
+            .check(self.keep, self.txn, self.req, action, resources)?;
+        self.authorized = true;
+        Ok(())
+    }
+
+    /// Would the caller be allowed `action` on `resource` if the resource's policy were
+    /// `document`? (KMS's key-policy lockout safety check.)
+    pub fn would_allow_with_policy(
+        &mut self,
+        action: &str,
+        resource: &str,
+        document: &str,
+    ) -> Result<bool> {
+        self.authz
+            .allows_with_policy(self.keep, self.txn, self.req, action, resource, document)
+    }
+
+    /// The request context the next authorization sees; operations add their own keys
+    /// (`aws:RequestTag/*`, `aws:ResourceTag/*`, service keys) before authorizing.
+    pub fn context_mut(&mut self) -> &mut crate::policy::Context {
+        &mut self.authz.context
     }
 
     /// The account the caller acts in.
@@ -179,25 +184,27 @@ impl OpCtx<'_, '_> {
     }
 }
 
-fn access_denied(principal: &Principal, action: &str, resources: &[String], reason: &str) -> Error {
-    let resource = resources.first().map_or("*", String::as_str);
-    Error::aws(
-        ErrorKind::AccessDenied,
-        "AccessDeniedException",
-        format!(
-            "User: {} is not authorized to perform: {action} on resource: {resource} because {reason}",
-            principal.arn()
-        ),
-    )
-}
-
 fn dispatch(
     keep: &Arc<KeepInner>,
     op: &'static Operation,
     caller: &Caller,
     input: &Value,
 ) -> Result<Value> {
-    let req = caller.request_context(keep.clock.now_millis(), keep.region.clone());
+    let now = keep.clock.now_millis();
+    let principal = match keep.meta.read(|txn| caller.resolve(txn, keep)) {
+        Ok(principal) => principal,
+        Err(err) => {
+            let req =
+                caller.request_context(caller.unresolved_principal(), now, keep.region.clone());
+            let err = if err.kind() == ErrorKind::NotFound {
+                caller::invalid_token("")
+            } else {
+                err
+            };
+            return Err(record_failure(keep, op, &req, input, err));
+        }
+    };
+    let req = caller.request_context(principal, now, keep.region.clone());
     if !input.is_object() {
         let err = Error::aws(
             ErrorKind::InvalidArgument,
@@ -218,6 +225,7 @@ fn dispatch(
             txn,
             op,
             authorized: false,
+            authz: authz::AuthzState::new(&req),
             audit_resources: Vec::new(),
         };
         let output = (op.handler)(&mut ctx, input)?;
@@ -260,6 +268,13 @@ fn record_failure(
     #[cfg(not(feature = "audit"))]
     let _ = (keep, op, req, input);
     err
+}
+
+/// Sets `name` in a JSON object (no-op on anything else).
+pub(crate) fn set_member(object: &mut Value, name: &str, value: Value) {
+    if let Some(obj) = object.as_object_mut() {
+        obj.insert(name.to_owned(), value);
+    }
 }
 
 /// Reads an optional member of an input object.

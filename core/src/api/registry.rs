@@ -28,8 +28,13 @@ pub(crate) struct Operation {
 
 /// Every registered operation.
 pub(crate) fn operations() -> impl Iterator<Item = &'static Operation> {
-    let tables: [&'static [Operation]; 3] = [
+    let tables: [&'static [Operation]; 5] = [
         crate::keep::ORGANIZATION_OPERATIONS,
+        crate::iam::IAM_OPERATIONS,
+        #[cfg(feature = "crypto")]
+        crate::iam::ACCESS_KEY_OPERATIONS,
+        #[cfg(not(feature = "crypto"))]
+        &[],
         #[cfg(feature = "crypto")]
         crate::crypto::KMS_OPERATIONS,
         #[cfg(not(feature = "crypto"))]

@@ -709,6 +709,7 @@ fn tags_json(tags: &BTreeMap<String, String>) -> Value {
     )
 }
 
+/// Validates a key policy with the policy engine's grammar for resource-based policies.
 fn validate_policy(policy: &str) -> Result<()> {
     let malformed = |why: &str| {
         Error::aws(
@@ -720,15 +721,19 @@ fn validate_policy(policy: &str) -> Result<()> {
     if policy.len() > MAX_POLICY_BYTES {
         return Err(malformed("the key policy is larger than 32 KiB"));
     }
-    let doc: Value = serde_json::from_str(policy)
-        .map_err(|e| malformed(&format!("the key policy is not valid JSON: {e}")))?;
-    let stmt = doc
-        .get("Statement")
-        .ok_or_else(|| malformed("the key policy has no Statement"))?;
-    if !(stmt.is_array() || stmt.is_object()) {
-        return Err(malformed("Statement must be an object or a list"));
-    }
-    Ok(())
+    crate::policy::Policy::parse(crate::policy::PolicyKind::Resource, "key policy", policy)
+        .map(|_| ())
+        .map_err(|e| malformed(e.message()))
+}
+
+/// The key policy of the key `arn` (`arn:aws:kms:REGION:ACCOUNT:key/ID`), for the authorizer.
+pub(crate) fn key_policy(txn: &mut Txn<'_>, arn: &crate::arn::Arn) -> Result<Option<String>> {
+    let Some(key_id) = arn.resource().strip_prefix("key/") else {
+        return Ok(None);
+    };
+    Ok(txn
+        .get_json::<KeyRecord>(&key_key(arn.account(), key_id))?
+        .map(|record| record.policy))
 }
 
 fn limit_member(input: &Value, default: usize, max: usize) -> Result<usize> {
@@ -1305,6 +1310,14 @@ fn put_key_policy(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let policy = required_str(input, "Policy")?;
     validate_policy(policy)?;
     record.check_not_pending_deletion()?;
+    let bypass = optional_bool(input, "BypassPolicyLockoutSafetyCheck")?.unwrap_or(false);
+    if !bypass && !ctx.would_allow_with_policy("kms:PutKeyPolicy", &record.arn, policy)? {
+        return Err(Error::aws(
+            ErrorKind::InvalidArgument,
+            "MalformedPolicyDocumentException",
+            "The new key policy will not allow you to update the key policy in the future.",
+        ));
+    }
     policy.clone_into(&mut record.policy);
     save_key(ctx, &record)?;
     Ok(json!({}))

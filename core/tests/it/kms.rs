@@ -429,7 +429,20 @@ fn key_policy_round_trips_and_is_validated() {
         doc["Statement"][0]["Principal"]["AWS"],
         format!("arn:aws:iam::{account}:root")
     );
-    let new = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:Decrypt","Resource":"*"}]}"#;
+    // A policy that would lock the caller out is refused unless the caller insists.
+    let lockout = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:Decrypt","Resource":"*"}]}"#;
+    let refused = kms
+        .call("PutKeyPolicy", json!({"KeyId": id, "Policy": lockout}))
+        .unwrap_err();
+    assert_eq!(refused.code(), "MalformedPolicyDocumentException");
+    assert!(
+        refused
+            .message()
+            .contains("will not allow you to update the key policy")
+    );
+    let new = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}},{{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":"kms:Decrypt","Resource":"*"}}]}}"#
+    );
     kms.call("PutKeyPolicy", json!({"KeyId": id, "Policy": new}))
         .unwrap();
     assert_eq!(

@@ -6,12 +6,14 @@
     clippy::cast_possible_truncation,
     clippy::too_many_lines,
     clippy::format_collect,
+    clippy::panic,
     reason = "test helpers panic on purpose; the lints guard library code"
 )]
 
 mod audit;
 mod dispatch;
 mod envelope;
+mod iam_vectors;
 mod kms;
 mod store;
 

@@ -1,0 +1,184 @@
+//! What the policy engine needs from storage: a principal's policies and a resource's own
+//! policy, compiled once and cached until the account's IAM data changes.
+//!
+//! Every IAM write bumps the account's generation counter in the same transaction; a cached
+//! policy set is used only while the stored generation matches, so a change is seen by the very
+//! next request, from any process sharing the store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{key, lower, policies, roles, users};
+use crate::api::Principal;
+use crate::error::{Error, Result};
+use crate::policy::{Policy, PolicyKind, PolicySet};
+use crate::store::Txn;
+
+/// Compiled policy sets by principal ARN, each with the generation it was built at.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyCache {
+    sets: Mutex<HashMap<String, (u64, Arc<PolicySet>)>>,
+    resources: Mutex<HashMap<String, Arc<Policy>>>,
+}
+
+const MAX_CACHED: usize = 10_000;
+
+fn generation_key(account: &str) -> crate::store::Key {
+    key(account, &["generation"])
+}
+
+/// The account's IAM generation.
+pub(crate) fn generation(txn: &mut Txn<'_>, account: &str) -> Result<u64> {
+    Ok(txn
+        .get(&generation_key(account))?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Marks the account's IAM data as changed.
+pub(crate) fn bump_generation(txn: &mut Txn<'_>, account: &str) -> Result<()> {
+    let next = generation(txn, account)?.wrapping_add(1);
+    txn.put(&generation_key(account), &next.to_be_bytes())
+}
+
+/// The policies that apply to `principal`.
+pub(crate) fn policy_set(
+    cache: &PolicyCache,
+    txn: &mut Txn<'_>,
+    principal: &Principal,
+) -> Result<Arc<PolicySet>> {
+    let Some(account) = principal.account().map(|a| a.as_str().to_owned()) else {
+        return Ok(Arc::new(PolicySet::default()));
+    };
+    let generation = generation(txn, &account)?;
+    let cache_key = principal.cache_key();
+    if let Ok(sets) = cache.sets.lock()
+        && let Some((g, set)) = sets.get(&cache_key)
+        && *g == generation
+    {
+        return Ok(Arc::clone(set));
+    }
+    let set = Arc::new(load_policy_set(txn, &account, principal)?);
+    if let Ok(mut sets) = cache.sets.lock() {
+        if sets.len() >= MAX_CACHED {
+            sets.clear();
+        }
+        sets.insert(cache_key, (generation, Arc::clone(&set)));
+    }
+    Ok(set)
+}
+
+fn load_policy_set(txn: &mut Txn<'_>, account: &str, principal: &Principal) -> Result<PolicySet> {
+    let mut set = PolicySet::default();
+    match principal {
+        Principal::User { name, .. } => {
+            let user = users::load_user(txn, account, name)?;
+            let lname = lower(&user.name);
+            add_entity(txn, account, "user", &lname, &user.arn, &mut set)?;
+            for group in users::groups_of(txn, account, &user.name)? {
+                add_entity(
+                    txn,
+                    account,
+                    "group",
+                    &lower(&group.name),
+                    &group.arn,
+                    &mut set,
+                )?;
+            }
+            if let Some(boundary) = &user.boundary {
+                set.boundary = Some(managed(txn, account, boundary)?);
+            }
+        }
+        Principal::Root(_) | Principal::KeepAdmin | Principal::Unauthenticated { .. } => {}
+    }
+    Ok(set)
+}
+
+/// Adds an entity's inline and attached policies to `set.identity`.
+fn add_entity(
+    txn: &mut Txn<'_>,
+    account: &str,
+    entity: &str,
+    lname: &str,
+    entity_arn: &str,
+    set: &mut PolicySet,
+) -> Result<()> {
+    for (name, document) in policies::inline_policies(txn, account, entity, lname)? {
+        let label = format!("{entity_arn} inline policy {name}");
+        set.identity
+            .push(Arc::new(stored(PolicyKind::Identity, &label, &document)?));
+    }
+    for arn in policies::attached_arns(txn, account, entity, lname)? {
+        set.identity.push(managed(txn, account, &arn)?);
+    }
+    Ok(())
+}
+
+fn managed(txn: &mut Txn<'_>, account: &str, arn: &str) -> Result<Arc<Policy>> {
+    let document = policies::managed_document(txn, account, arn)?
+        .ok_or_else(|| Error::storage(format!("attached policy {arn} is missing")))?;
+    Ok(Arc::new(stored(PolicyKind::Identity, arn, &document)?))
+}
+
+/// Parses a document that was validated when it was stored.
+fn stored(kind: PolicyKind, name: &str, document: &str) -> Result<Policy> {
+    Policy::parse(kind, name, document)
+        .map_err(|e| Error::storage(format!("stored policy {name} no longer parses: {e}")))
+}
+
+/// The resource-based policy of the resource `arn`, and whether it must allow explicitly.
+pub(crate) fn resource_policy(
+    cache: &PolicyCache,
+    txn: &mut Txn<'_>,
+    action: &str,
+    arn: &str,
+) -> Result<Option<(Arc<Policy>, bool)>> {
+    let Some((kind, document)) = resource_document(txn, action, arn)? else {
+        return Ok(None);
+    };
+    // Keyed by the document itself: a changed policy is a different entry.
+    let cache_key = format!("{arn}\n{document}");
+    if let Some(p) = cache
+        .resources
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&cache_key).cloned())
+    {
+        return Ok(Some((p, true)));
+    }
+    let policy = Arc::new(stored(kind, arn, &document)?);
+    if let Ok(mut map) = cache.resources.lock() {
+        if map.len() >= MAX_CACHED {
+            map.clear();
+        }
+        map.insert(cache_key, Arc::clone(&policy));
+    }
+    Ok(Some((policy, true)))
+}
+
+/// The document of a resource-based policy that governs `action` on `arn`: a KMS key policy
+/// for KMS actions on a key, a role's trust policy for STS actions on the role.
+fn resource_document(
+    txn: &mut Txn<'_>,
+    action: &str,
+    arn: &str,
+) -> Result<Option<(PolicyKind, String)>> {
+    let service = action.split(':').next().unwrap_or_default();
+    let Ok(parsed) = arn.parse::<crate::arn::Arn>() else {
+        return Ok(None);
+    };
+    match parsed.service() {
+        #[cfg(feature = "crypto")]
+        "kms" if service.eq_ignore_ascii_case("kms") => {
+            Ok(crate::crypto::key_policy(txn, &parsed)?.map(|d| (PolicyKind::Resource, d)))
+        }
+        "iam" if service.eq_ignore_ascii_case("sts") && parsed.resource().starts_with("role/") => {
+            let name = parsed.resource().rsplit('/').next().unwrap_or_default();
+            Ok(txn
+                .get_json::<roles::RoleRecord>(&roles::role_key(parsed.account(), name))?
+                .filter(|r| r.arn == arn)
+                .map(|r| (PolicyKind::Trust, r.trust_policy)))
+        }
+        _ => Ok(None),
+    }
+}

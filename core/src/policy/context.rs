@@ -1,0 +1,113 @@
+//! The request context: the condition keys of one request and their values.
+
+/// Condition keys and values of one request (`aws:SourceIp`, `aws:PrincipalTag/team`, ...).
+///
+/// Key names compare without case, as IAM's do. Values are text, as in IAM's request context;
+/// operators read numbers, dates, booleans and addresses out of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    // Sorted by lower-cased key, so lookups are a binary search and never allocate.
+    entries: Vec<(Box<str>, ContextValue)>,
+}
+
+/// The value of one context key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextValue {
+    /// A single-valued key.
+    Single(Box<str>),
+    /// A multivalued key (`aws:TagKeys`), possibly empty.
+    Multi(Box<[Box<str>]>),
+}
+
+impl ContextValue {
+    /// The values, one for a single-valued key.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        let (single, multi): (Option<&str>, &[Box<str>]) = match self {
+            ContextValue::Single(v) => (Some(v), &[]),
+            ContextValue::Multi(vs) => (None, vs),
+        };
+        single.into_iter().chain(multi.iter().map(|v| &**v))
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, ContextValue::Multi(vs) if vs.is_empty())
+    }
+}
+
+impl Context {
+    /// An empty context.
+    pub fn new() -> Self {
+        Context::default()
+    }
+
+    /// Sets a single-valued key, replacing any earlier value.
+    pub fn insert(&mut self, key: &str, value: &str) {
+        self.set(key, ContextValue::Single(value.into()));
+    }
+
+    /// Sets a multivalued key, replacing any earlier value.
+    pub fn insert_multi<I, S>(&mut self, key: &str, values: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let values = values.into_iter().map(|v| v.as_ref().into()).collect();
+        self.set(key, ContextValue::Multi(values));
+    }
+
+    /// Removes a key.
+    pub fn remove(&mut self, key: &str) {
+        let key = key.to_ascii_lowercase();
+        if let Ok(i) = self.position(&key) {
+            self.entries.remove(i);
+        }
+    }
+
+    /// The value of `key` (any case).
+    pub fn get(&self, key: &str) -> Option<&ContextValue> {
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.lookup(&key.to_ascii_lowercase())
+        } else {
+            self.lookup(key)
+        }
+    }
+
+    /// The keys present, lower-cased.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(k, _)| &**k)
+    }
+
+    /// The value of an already lower-cased key; `None` for a missing key or an empty list.
+    pub(crate) fn lookup(&self, lower_key: &str) -> Option<&ContextValue> {
+        self.position(lower_key)
+            .ok()
+            .and_then(|i| self.entries.get(i))
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The single value of an already lower-cased key, for policy variables: multivalued
+    /// keys do not resolve.
+    pub(crate) fn single_value(&self, lower_key: &str) -> Option<&str> {
+        match self.lookup(lower_key)? {
+            ContextValue::Single(v) => Some(v),
+            ContextValue::Multi(_) => None,
+        }
+    }
+
+    fn set(&mut self, key: &str, value: ContextValue) {
+        let key = key.to_ascii_lowercase();
+        match self.position(&key) {
+            Ok(i) => {
+                if let Some(entry) = self.entries.get_mut(i) {
+                    entry.1 = value;
+                }
+            }
+            Err(i) => self.entries.insert(i, (key.into_boxed_str(), value)),
+        }
+    }
+
+    fn position(&self, lower_key: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| (**k).cmp(lower_key))
+    }
+}
