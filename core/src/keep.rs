@@ -351,6 +351,10 @@ macro_rules! org_op {
             read_only: $ro,
             blob_members: &[],
             secret_members: &[],
+            resources: &[
+                ORG_ROOT,
+                "arn:aws:organizations::000000000000:account/o-codekeep/*",
+            ],
             handler: $handler,
         }
     };

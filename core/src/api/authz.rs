@@ -139,6 +139,17 @@ impl AuthzState {
     }
 }
 
+/// Is `resource` one of the declared resource types?
+pub(crate) fn declared(types: &[&str], resource: &str) -> bool {
+    types.iter().any(|t| {
+        if *t == "*" {
+            resource == "*"
+        } else {
+            crate::policy::arn_like(t, resource)
+        }
+    })
+}
+
 /// The account that owns `resource`: the ARN's account field, when it has one.
 fn resource_account(resource: &str) -> Option<&str> {
     let mut parts = resource.splitn(6, ':');

@@ -21,6 +21,7 @@ use serde_json::Value;
 pub(crate) use caller::invalid_token;
 pub use caller::{Caller, Principal, RequestContext};
 pub(crate) use registry::{Operation, find_operation, operations};
+pub use registry::{OperationInfo, catalog};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::keep::KeepInner;
@@ -147,6 +148,15 @@ impl OpCtx<'_, '_> {
     /// Like [`OpCtx::authorize`] for an action other than the operation's own name (AWS's
     /// `ReEncrypt` needs `kms:ReEncryptFrom` and `kms:ReEncryptTo`).
     pub fn authorize_as(&mut self, action: &str, resources: &[String]) -> Result<()> {
+        if let Some(stray) = resources
+            .iter()
+            .find(|r| !authz::declared(self.op.resources, r))
+        {
+            return Err(Error::internal(format!(
+                "operation `{}` authorized `{stray}`, which is not one of its declared resource types",
+                self.op.name
+            )));
+        }
         self.authz
             .check(self.keep, self.txn, self.req, action, resources)?;
         self.authorized = true;
@@ -228,6 +238,11 @@ fn dispatch(
             authz: authz::AuthzState::new(&req),
             audit_resources: Vec::new(),
         };
+        #[cfg(feature = "crypto")]
+        if op.service == "kms" {
+            let account = req.principal.account().map(crate::arn::AccountId::as_str);
+            crate::crypto::add_condition_keys(ctx.context_mut(), input, account);
+        }
         let output = (op.handler)(&mut ctx, input)?;
         if !ctx.authorized {
             return Err(Error::internal(format!(

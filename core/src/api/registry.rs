@@ -22,6 +22,10 @@ pub(crate) struct Operation {
     pub blob_members: &'static [&'static str],
     /// Input and output members never written to the audit log.
     pub secret_members: &'static [&'static str],
+    /// The resource types the operation authorizes against: ARN patterns (`*` and `?`
+    /// wildcards), or `*` for actions without a resource, as AWS's service authorization
+    /// reference lists them. The dispatcher refuses a check on anything else.
+    pub resources: &'static [&'static str],
     /// The implementation.
     pub handler: fn(&mut OpCtx<'_, '_>, &Value) -> Result<Value>,
 }
@@ -57,4 +61,31 @@ pub(crate) fn service_name(service: &str) -> Option<&'static str> {
     operations()
         .find(|op| op.service == service)
         .map(|op| op.service)
+}
+
+/// What the registry says about one operation: its service, name, IAM action and the
+/// resource types it is authorized against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OperationInfo {
+    /// The service, e.g. `kms`.
+    pub service: &'static str,
+    /// The operation, e.g. `Decrypt`.
+    pub name: &'static str,
+    /// The IAM action, e.g. `kms:Decrypt`.
+    pub action: String,
+    /// ARN patterns of the resources it is authorized against, or `*`.
+    pub resources: &'static [&'static str],
+}
+
+/// Every operation of every service, with its action and resource types.
+pub fn catalog() -> Vec<OperationInfo> {
+    operations()
+        .map(|op| OperationInfo {
+            service: op.service,
+            name: op.name,
+            action: format!("{}:{}", op.iam_prefix, op.name),
+            resources: op.resources,
+        })
+        .collect()
 }

@@ -17,6 +17,7 @@ pub(crate) static CLOUDTRAIL_OPERATIONS: &[Operation] = &[Operation {
     read_only: true,
     blob_members: &[],
     secret_members: &[],
+    resources: &["*"],
     handler: lookup_events,
 }];
 

@@ -43,6 +43,7 @@ macro_rules! kms_op {
             read_only: $ro,
             blob_members: $blobs,
             secret_members: $secrets,
+            resources: KMS_RESOURCES,
             handler: $handler,
         }
     };
@@ -50,6 +51,9 @@ macro_rules! kms_op {
         kms_op!($name, $handler, read_only = $ro, blobs = &[], secrets = &[])
     };
 }
+
+/// KMS's resource types: keys and aliases; creating and listing keys has no resource.
+const KMS_RESOURCES: &[&str] = &["arn:aws:kms:*:*:key/*", "arn:aws:kms:*:*:alias/*", "*"];
 
 /// Members that hold key material or customer data: never audited.
 const CRYPTO_SECRETS: &[&str] = &["Plaintext", "CiphertextBlob"];
@@ -724,6 +728,36 @@ fn validate_policy(policy: &str) -> Result<()> {
     crate::policy::Policy::parse(crate::policy::PolicyKind::Resource, "key policy", policy)
         .map(|_| ())
         .map_err(|e| malformed(e.message()))
+}
+
+/// KMS's condition keys of a request: `kms:CallerAccount`, `kms:EncryptionContext:KEY` and
+/// `kms:EncryptionContextKeys`.
+pub(crate) fn add_condition_keys(
+    context: &mut crate::policy::Context,
+    input: &Value,
+    caller_account: Option<&str>,
+) {
+    if let Some(account) = caller_account {
+        context.insert("kms:CallerAccount", account);
+    }
+    let mut keys = Vec::new();
+    for member in [
+        "EncryptionContext",
+        "SourceEncryptionContext",
+        "DestinationEncryptionContext",
+    ] {
+        if let Some(pairs) = input.get(member).and_then(Value::as_object) {
+            for (k, v) in pairs {
+                if let Some(v) = v.as_str() {
+                    context.insert(&format!("kms:EncryptionContext:{k}"), v);
+                    keys.push(k.clone());
+                }
+            }
+        }
+    }
+    if !keys.is_empty() {
+        context.insert_multi("kms:EncryptionContextKeys", keys);
+    }
 }
 
 /// The key policy of the key `arn` (`arn:aws:kms:REGION:ACCOUNT:key/ID`), for the authorizer.

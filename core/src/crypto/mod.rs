@@ -18,6 +18,6 @@ pub use envelope::{
     EncryptionContext, EnvelopeHeader, EnvelopeOpener, MAX_KEY_REF_LEN, OpenReader, RangeSource,
     SEGMENT_SIZE, SealWriter, open_bytes, seal_bytes,
 };
-pub(crate) use kms::{KMS_OPERATIONS, key_policy, sweep_deleted_keys};
+pub(crate) use kms::{KMS_OPERATIONS, add_condition_keys, key_policy, sweep_deleted_keys};
 pub(crate) use provider::PBKDF2_ITERATIONS;
 pub use provider::{KeyProvider, MasterKeyProvider};

@@ -32,6 +32,7 @@ macro_rules! iam_op {
             read_only: $ro,
             blob_members: &[],
             secret_members: $secrets,
+            resources: IAM_RESOURCES,
             handler: $handler,
         }
     };
@@ -39,6 +40,16 @@ macro_rules! iam_op {
         iam_op!($name, $handler, read_only = $ro, secrets = &[])
     };
 }
+
+/// IAM's resource types (`*` for listing policies and for unknown access keys).
+const IAM_RESOURCES: &[&str] = &[
+    "arn:aws:iam::*:user/*",
+    "arn:aws:iam::*:group/*",
+    "arn:aws:iam::*:role/*",
+    "arn:aws:iam::*:policy/*",
+    "arn:aws:iam::*:root",
+    "*",
+];
 
 /// Every IAM operation.
 pub(crate) static IAM_OPERATIONS: &[Operation] = &[
@@ -513,6 +524,8 @@ pub(crate) fn page(
         Some(_) => return Err(validation_error("MaxItems must be between 1 and 1000")),
     };
     let marker = optional_str(input, "Marker")?;
+    let mut rows = rows;
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
     let mut rows: Vec<(String, Value)> = rows
         .into_iter()
         .filter(|(id, _)| marker.is_none_or(|m| id.as_str() > m))

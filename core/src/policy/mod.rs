@@ -94,6 +94,11 @@ impl Policy {
     }
 }
 
+/// `ArnLike`: does `arn` match `pattern` segment by segment (`*` and `?` wildcards)?
+pub fn arn_like(pattern: &str, arn: &str) -> bool {
+    pattern::ArnPattern::compile(pattern, false).matches(arn, &Context::new())
+}
+
 /// The size IAM counts against its policy quotas: characters other than white space.
 pub fn policy_size(document: &str) -> usize {
     document::counted_len(document)

@@ -13,6 +13,7 @@
 mod audit;
 mod dispatch;
 mod envelope;
+mod iam;
 mod iam_vectors;
 mod kms;
 mod store;
