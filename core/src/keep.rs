@@ -47,6 +47,8 @@ pub(crate) struct KeepInner {
     pub key_cache: crate::crypto::KeyCache,
     #[cfg(feature = "audit")]
     pub audit: crate::audit::AuditKeys,
+    #[cfg(feature = "crypto")]
+    pub token_key: crate::iam::TokenKey,
 }
 
 /// Builds a [`Keep`] from chosen parts; anything not set gets the embedded default.
@@ -126,6 +128,8 @@ impl KeepBuilder {
         check_master_key(&meta, key_provider.as_ref())?;
         #[cfg(feature = "audit")]
         let audit = crate::audit::AuditKeys::load_or_create(&meta, key_provider.as_ref())?;
+        #[cfg(feature = "crypto")]
+        let token_key = crate::iam::TokenKey::load_or_create(&meta, key_provider.as_ref())?;
         let inner = KeepInner {
             meta,
             blobs: self
@@ -140,6 +144,8 @@ impl KeepBuilder {
             key_cache: crate::crypto::KeyCache::new(KEY_CACHE_ENTRIES, KEY_CACHE_TTL_MILLIS),
             #[cfg(feature = "audit")]
             audit,
+            #[cfg(feature = "crypto")]
+            token_key,
         };
         Ok(Keep {
             inner: Arc::new(inner),

@@ -29,7 +29,7 @@ pub(crate) fn base_context(req: &RequestContext) -> Context {
     ctx.insert("aws:SourceIp", &req.source_ip);
     ctx.insert("aws:UserAgent", &req.user_agent);
     ctx.insert("aws:RequestedRegion", req.region.as_str());
-    req.principal.add_context(&mut ctx);
+    req.principal.add_context(&mut ctx, req.time_millis);
     ctx
 }
 

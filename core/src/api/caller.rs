@@ -38,6 +38,12 @@ enum Identity {
         id: String,
         secret: zeroize::Zeroizing<String>,
     },
+    /// Temporary credentials from STS, checked on every call.
+    Session {
+        id: String,
+        secret: zeroize::Zeroizing<String>,
+        token: String,
+    },
 }
 
 impl std::fmt::Debug for Identity {
@@ -48,6 +54,7 @@ impl std::fmt::Debug for Identity {
             Identity::IamUser { account, name } => write!(f, "IamUser({account}, {name})"),
             // Never the secret.
             Identity::AccessKey { id, .. } => write!(f, "AccessKey({id})"),
+            Identity::Session { id, .. } => write!(f, "Session({id})"),
         }
     }
 }
@@ -78,6 +85,15 @@ impl Caller {
         Caller::from_identity(Identity::AccessKey {
             id: access_key_id.to_owned(),
             secret: zeroize::Zeroizing::new(secret_access_key.to_owned()),
+        })
+    }
+
+    /// A caller holding temporary credentials from STS (`ASIA…` id, secret and session token).
+    pub fn session(access_key_id: &str, secret_access_key: &str, session_token: &str) -> Self {
+        Caller::from_identity(Identity::Session {
+            id: access_key_id.to_owned(),
+            secret: zeroize::Zeroizing::new(secret_access_key.to_owned()),
+            token: session_token.to_owned(),
         })
     }
 
@@ -128,6 +144,7 @@ impl Caller {
             "UserName",
             "AccessKeyId",
             "SecretAccessKey",
+            "SessionToken",
             "Admin",
             "SourceIp",
             "UserAgent",
@@ -148,6 +165,7 @@ impl Caller {
                 "caller member `{name}` must be a string"
             ))),
         };
+        let token = text("SessionToken")?;
         let mut caller = match (
             text("AccountId")?,
             text("UserName")?,
@@ -155,13 +173,22 @@ impl Caller {
             text("SecretAccessKey")?,
             obj.get("Admin"),
         ) {
-            (Some(a), None, None, None, None) => Caller::account_root(a.parse()?),
-            (Some(a), Some(user), None, None, None) => Caller::iam_user(a.parse()?, user),
-            (None, None, Some(id), Some(secret), None) => Caller::access_key(id, secret),
-            (None, None, None, None, Some(Value::Bool(true))) => Caller::keep_admin(),
+            (Some(a), None, None, None, None) if token.is_none() => {
+                Caller::account_root(a.parse()?)
+            }
+            (Some(a), Some(user), None, None, None) if token.is_none() => {
+                Caller::iam_user(a.parse()?, user)
+            }
+            (None, None, Some(id), Some(secret), None) => match token {
+                Some(token) => Caller::session(id, secret, token),
+                None => Caller::access_key(id, secret),
+            },
+            (None, None, None, None, Some(Value::Bool(true))) if token.is_none() => {
+                Caller::keep_admin()
+            }
             _ => {
                 return Err(Error::invalid(
-                    "a caller needs `AccountId` (with an optional `UserName`), `AccessKeyId` with `SecretAccessKey`, or `Admin: true`",
+                    "a caller needs `AccountId` (with an optional `UserName`), `AccessKeyId` with `SecretAccessKey` (and `SessionToken` for temporary credentials), or `Admin: true`",
                 ));
             }
         };
@@ -205,6 +232,18 @@ impl Caller {
                     Err(invalid_token(id))
                 }
             }
+            Identity::Session { id, secret, token } => {
+                #[cfg(feature = "crypto")]
+                {
+                    let now = keep.clock.now_millis();
+                    crate::iam::sts::authenticate_session(txn, keep, id, secret, token, now)
+                }
+                #[cfg(not(feature = "crypto"))]
+                {
+                    let _ = (txn, keep, secret, token);
+                    Err(invalid_token(id))
+                }
+            }
         }
     }
 
@@ -218,11 +257,13 @@ impl Caller {
                 access_key_id: None,
                 user_name: Some(name.clone()),
             },
-            Identity::AccessKey { id, .. } => Principal::Unauthenticated {
-                account: None,
-                access_key_id: Some(id.clone()),
-                user_name: None,
-            },
+            Identity::AccessKey { id, .. } | Identity::Session { id, .. } => {
+                Principal::Unauthenticated {
+                    account: None,
+                    access_key_id: Some(id.clone()),
+                    user_name: None,
+                }
+            }
         }
     }
 
@@ -278,6 +319,17 @@ pub enum Principal {
         tags: std::collections::BTreeMap<String, String>,
         /// The access key the call was made with, if any.
         access_key_id: Option<String>,
+        /// Set when the credentials are temporary (GetSessionToken).
+        session: Option<SessionFacts>,
+    },
+    /// A role session from AssumeRole.
+    AssumedRole {
+        /// The role's account.
+        account: AccountId,
+        /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+        arn: String,
+        /// The session.
+        session: Box<RoleSession>,
     },
     /// A caller whose credentials were refused; allowed nothing.
     Unauthenticated {
@@ -290,7 +342,76 @@ pub enum Principal {
     },
 }
 
+/// Facts about a user's temporary session (GetSessionToken).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionFacts {
+    /// When the session was issued, in milliseconds.
+    pub issued: i64,
+    /// When MFA was proven, if it was.
+    pub mfa_at: Option<i64>,
+    /// The source identity, if one was set.
+    pub source_identity: Option<String>,
+}
+
+/// A role session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoleSession {
+    /// The role's ARN (with its path).
+    pub role_arn: String,
+    /// The role's name.
+    pub role_name: String,
+    /// The role's unique id (`AROA…`).
+    pub role_id: String,
+    /// The role's own tags.
+    pub role_tags: std::collections::BTreeMap<String, String>,
+    /// The session name.
+    pub session_name: String,
+    /// Inline session policy documents.
+    pub policies: Vec<String>,
+    /// Managed session policy ARNs.
+    pub policy_arns: Vec<String>,
+    /// Session tags.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Session tag keys that carry over to chained sessions.
+    pub transitive_tag_keys: Vec<String>,
+    /// True when a role session assumed this role.
+    pub chained: bool,
+    /// When the session was issued, in milliseconds.
+    pub issued: i64,
+    /// When MFA was proven, if it was.
+    pub mfa_at: Option<i64>,
+    /// The source identity, if one was set.
+    pub source_identity: Option<String>,
+    /// The temporary access key id.
+    pub access_key_id: String,
+}
+
+impl RoleSession {
+    /// `aws:userid` of the session: `ROLEID:SESSION`.
+    pub fn user_id(&self) -> String {
+        format!("{}:{}", self.role_id, self.session_name)
+    }
+
+    /// The principal tags: the role's tags, overridden by session tags.
+    fn principal_tags(&self) -> std::collections::BTreeMap<String, String> {
+        let mut tags = self.role_tags.clone();
+        for (k, v) in &self.tags {
+            tags.retain(|old, _| !old.eq_ignore_ascii_case(k));
+            tags.insert(k.clone(), v.clone());
+        }
+        tags
+    }
+}
+
 impl Principal {
+    pub(crate) fn set_session(&mut self, facts: SessionFacts) {
+        if let Principal::User { session, .. } = self {
+            *session = Some(facts);
+        }
+    }
+
     pub(crate) fn from_user(
         account: AccountId,
         user: crate::iam::UserRecord,
@@ -303,13 +424,16 @@ impl Principal {
             arn: user.arn,
             tags: user.tags,
             access_key_id,
+            session: None,
         }
     }
 
     /// The account the principal belongs to (none for the keep administrator).
     pub fn account(&self) -> Option<&AccountId> {
         match self {
-            Principal::Root(a) | Principal::User { account: a, .. } => Some(a),
+            Principal::Root(a)
+            | Principal::User { account: a, .. }
+            | Principal::AssumedRole { account: a, .. } => Some(a),
             Principal::KeepAdmin | Principal::Unauthenticated { .. } => None,
         }
     }
@@ -327,14 +451,25 @@ impl Principal {
         match self {
             Principal::Root(a) => format!("arn:aws:iam::{a}:root"),
             Principal::KeepAdmin => "arn:aws:iam::000000000000:root".to_owned(),
-            Principal::User { arn, .. } => arn.clone(),
+            Principal::User { arn, .. } | Principal::AssumedRole { arn, .. } => arn.clone(),
             Principal::Unauthenticated { .. } => "anonymous".to_owned(),
         }
     }
 
-    /// A key naming the principal for caches.
+    /// A key naming the principal and its policies for caches: a role session's session
+    /// policies are part of it.
     pub(crate) fn cache_key(&self) -> String {
-        self.arn()
+        match self {
+            Principal::AssumedRole { arn, session, .. } => {
+                let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+                for part in session.policies.iter().chain(&session.policy_arns) {
+                    digest.update(part.as_bytes());
+                    digest.update(&[0]);
+                }
+                format!("{arn}\n{}", crate::id::hex(digest.finish().as_ref()))
+            }
+            _ => self.arn(),
+        }
     }
 
     /// The principal as the policy engine sees it; `None` for the keep administrator.
@@ -343,6 +478,14 @@ impl Principal {
         let (account, kind) = match self {
             Principal::Root(a) => (a.to_string(), PrincipalKind::Root),
             Principal::User { account, .. } => (account.to_string(), PrincipalKind::User),
+            Principal::AssumedRole {
+                account, session, ..
+            } => (
+                account.to_string(),
+                PrincipalKind::RoleSession {
+                    role_arn: session.role_arn.clone(),
+                },
+            ),
             Principal::KeepAdmin | Principal::Unauthenticated { .. } => {
                 (String::new(), PrincipalKind::Service)
             }
@@ -355,7 +498,19 @@ impl Principal {
     }
 
     /// The global condition keys that describe the principal.
-    pub(crate) fn add_context(&self, ctx: &mut crate::policy::Context) {
+    pub(crate) fn add_context(&self, ctx: &mut crate::policy::Context, now_millis: i64) {
+        // MFA keys exist only for temporary credentials, as in AWS.
+        let add_mfa = |ctx: &mut crate::policy::Context, mfa_at: Option<i64>, issued: i64| {
+            ctx.insert(
+                "aws:MultiFactorAuthPresent",
+                if mfa_at.is_some() { "true" } else { "false" },
+            );
+            if let Some(at) = mfa_at {
+                let age = (now_millis - at).max(0) / 1000;
+                ctx.insert("aws:MultiFactorAuthAge", &age.to_string());
+            }
+            ctx.insert("aws:TokenIssueTime", &crate::clock::iso8601(issued));
+        };
         match self {
             Principal::Root(a) => {
                 ctx.insert("aws:PrincipalArn", &self.arn());
@@ -369,8 +524,15 @@ impl Principal {
                 user_id,
                 arn,
                 tags,
+                session,
                 ..
             } => {
+                if let Some(facts) = session {
+                    add_mfa(ctx, facts.mfa_at, facts.issued);
+                    if let Some(si) = &facts.source_identity {
+                        ctx.insert("aws:SourceIdentity", si);
+                    }
+                }
                 ctx.insert("aws:PrincipalArn", arn);
                 ctx.insert("aws:PrincipalAccount", account.as_str());
                 ctx.insert("aws:PrincipalType", "User");
@@ -378,6 +540,21 @@ impl Principal {
                 ctx.insert("aws:username", name);
                 for (k, v) in tags {
                     ctx.insert(&format!("aws:PrincipalTag/{k}"), v);
+                }
+            }
+            Principal::AssumedRole {
+                account, session, ..
+            } => {
+                add_mfa(ctx, session.mfa_at, session.issued);
+                ctx.insert("aws:PrincipalArn", &session.role_arn);
+                ctx.insert("aws:PrincipalAccount", account.as_str());
+                ctx.insert("aws:PrincipalType", "AssumedRole");
+                ctx.insert("aws:userid", &session.user_id());
+                for (k, v) in session.principal_tags() {
+                    ctx.insert(&format!("aws:PrincipalTag/{k}"), &v);
+                }
+                if let Some(si) = &session.source_identity {
+                    ctx.insert("aws:SourceIdentity", si);
                 }
             }
             Principal::KeepAdmin | Principal::Unauthenticated { .. } => {}
@@ -413,6 +590,30 @@ impl Principal {
                 "accountId": account.as_str(),
                 "accessKeyId": access_key_id.as_deref().unwrap_or(""),
                 "userName": name,
+            }),
+            Principal::AssumedRole {
+                account,
+                arn,
+                session,
+            } => json!({
+                "type": "AssumedRole",
+                "principalId": session.user_id(),
+                "arn": arn,
+                "accountId": account.as_str(),
+                "accessKeyId": session.access_key_id,
+                "sessionContext": {
+                    "sessionIssuer": {
+                        "type": "Role",
+                        "principalId": session.role_id,
+                        "arn": session.role_arn,
+                        "accountId": account.as_str(),
+                        "userName": session.role_name,
+                    },
+                    "attributes": {
+                        "creationDate": crate::clock::iso8601(session.issued),
+                        "mfaAuthenticated": if session.mfa_at.is_some() { "true" } else { "false" },
+                    },
+                },
             }),
             Principal::Unauthenticated {
                 account,

@@ -18,8 +18,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+#[cfg(feature = "crypto")]
+pub(crate) use authz::access_denied;
 pub(crate) use caller::invalid_token;
-pub use caller::{Caller, Principal, RequestContext};
+pub use caller::{Caller, Principal, RequestContext, RoleSession, SessionFacts};
 pub(crate) use registry::{Operation, find_operation, operations};
 pub use registry::{OperationInfo, catalog};
 
@@ -161,6 +163,13 @@ impl OpCtx<'_, '_> {
             .check(self.keep, self.txn, self.req, action, resources)?;
         self.authorized = true;
         Ok(())
+    }
+
+    /// Marks an operation that AWS performs without any permission check
+    /// (`sts:GetCallerIdentity`, `sts:GetSessionToken`): the caller only learns about, or gets
+    /// a session of, itself.
+    pub fn authorized_without_permission(&mut self) {
+        self.authorized = true;
     }
 
     /// Would the caller be allowed `action` on `resource` if the resource's policy were

@@ -32,11 +32,15 @@ pub(crate) struct Operation {
 
 /// Every registered operation.
 pub(crate) fn operations() -> impl Iterator<Item = &'static Operation> {
-    let tables: [&'static [Operation]; 5] = [
+    let tables: [&'static [Operation]; 6] = [
         crate::keep::ORGANIZATION_OPERATIONS,
         crate::iam::IAM_OPERATIONS,
         #[cfg(feature = "crypto")]
-        crate::iam::ACCESS_KEY_OPERATIONS,
+        crate::iam::CREDENTIAL_OPERATIONS,
+        #[cfg(not(feature = "crypto"))]
+        &[],
+        #[cfg(feature = "crypto")]
+        crate::iam::STS_OPERATIONS,
         #[cfg(not(feature = "crypto"))]
         &[],
         #[cfg(feature = "crypto")]

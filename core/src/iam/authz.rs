@@ -89,6 +89,28 @@ fn load_policy_set(txn: &mut Txn<'_>, account: &str, principal: &Principal) -> R
                 set.boundary = Some(managed(txn, account, boundary)?);
             }
         }
+        Principal::AssumedRole { session, .. } => {
+            let role: roles::RoleRecord = txn
+                .get_json(&roles::role_key(account, &session.role_name))?
+                .filter(|r: &roles::RoleRecord| r.arn == session.role_arn)
+                .ok_or_else(|| crate::api::invalid_token(&session.access_key_id))?;
+            add_entity(
+                txn,
+                account,
+                "role",
+                &lower(&role.name),
+                &role.arn,
+                &mut set,
+            )?;
+            if let Some(boundary) = &role.boundary {
+                set.boundary = Some(managed(txn, account, boundary)?);
+            }
+            #[cfg(feature = "crypto")]
+            for (name, doc) in super::sts::session_policy_documents(txn, account, session)? {
+                set.session
+                    .push(Arc::new(stored(PolicyKind::Identity, &name, &doc)?));
+            }
+        }
         Principal::Root(_) | Principal::KeepAdmin | Principal::Unauthenticated { .. } => {}
     }
     Ok(set)

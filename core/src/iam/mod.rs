@@ -8,9 +8,18 @@
 #[cfg(feature = "crypto")]
 mod access_keys;
 pub(crate) mod authz;
+#[cfg(feature = "crypto")]
+mod mfa;
 mod policies;
 mod roles;
+#[cfg(feature = "crypto")]
+pub(crate) mod sts;
+#[cfg(feature = "crypto")]
+mod totp;
 pub(crate) mod users;
+
+#[cfg(feature = "crypto")]
+pub(crate) use sts::{STS_OPERATIONS, TokenKey};
 
 use std::collections::BTreeMap;
 
@@ -48,6 +57,7 @@ const IAM_RESOURCES: &[&str] = &[
     "arn:aws:iam::*:role/*",
     "arn:aws:iam::*:policy/*",
     "arn:aws:iam::*:root",
+    "arn:aws:iam::*:mfa/*",
     "*",
 ];
 
@@ -240,9 +250,27 @@ pub(crate) static IAM_OPERATIONS: &[Operation] = &[
     ),
 ];
 
-/// IAM operations on access keys (their secrets are wrapped by the keep's key provider).
+/// IAM operations on credentials: access keys and virtual MFA devices (their secrets are
+/// wrapped by the keep's key provider).
 #[cfg(feature = "crypto")]
-pub(crate) static ACCESS_KEY_OPERATIONS: &[Operation] = &[
+pub(crate) static CREDENTIAL_OPERATIONS: &[Operation] = &[
+    iam_op!(
+        "CreateVirtualMFADevice",
+        mfa::create_virtual_mfa_device,
+        read_only = false
+    ),
+    iam_op!("EnableMFADevice", mfa::enable_mfa_device, read_only = false),
+    iam_op!(
+        "DeactivateMFADevice",
+        mfa::deactivate_mfa_device,
+        read_only = false
+    ),
+    iam_op!("ListMFADevices", mfa::list_mfa_devices, read_only = true),
+    iam_op!(
+        "DeleteVirtualMFADevice",
+        mfa::delete_virtual_mfa_device,
+        read_only = false
+    ),
     iam_op!(
         "CreateAccessKey",
         access_keys::create_access_key,

@@ -247,6 +247,7 @@ pub(crate) fn update_user(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
                 b"{}",
             )?;
         }
+        #[cfg(feature = "crypto")]
         super::access_keys::rename_owner(ctx.txn, &account, &lower(&final_name), &final_name)?;
     }
     user.arn = iam_arn(&account, "user", &final_path, &final_name);

@@ -17,6 +17,7 @@ mod iam;
 mod iam_vectors;
 mod kms;
 mod store;
+mod sts;
 
 use codekeep::{Caller, Client, Keep};
 use serde_json::Value;
