@@ -162,7 +162,7 @@ impl RangeSource for CountingFile {
 }
 
 fn main() {
-    codekeep_bench::reset_summary();
+    // The summary file is started by `authz`, the first bench in name order.
     let mut c = Criterion::default().sample_size(10).configure_from_args();
     let key = ring_key();
 

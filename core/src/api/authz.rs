@@ -179,3 +179,97 @@ pub(crate) fn access_denied(
         ),
     )
 }
+
+/// The answer to [`crate::Keep::authorize`]: the decision and how it was reached.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Authorization {
+    /// `allowed`, `explicitDeny` or `implicitDeny`.
+    pub decision: crate::policy::EvalDecision,
+    /// For a denial, AWS's `AccessDenied` message.
+    pub message: Option<String>,
+    /// Every matching statement, the deciding one, and missing context keys.
+    pub explanation: crate::policy::Explanation,
+}
+
+impl Authorization {
+    /// True when allowed.
+    pub fn is_allowed(&self) -> bool {
+        self.decision == crate::policy::EvalDecision::Allowed
+    }
+
+    /// The JSON form the C and Python bindings return.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "EvalDecision": self.decision.as_str(),
+            "Message": self.message,
+            "DecidedBy": self.explanation.deciding,
+            "MatchedStatements": self.explanation.matched.iter().map(|m| serde_json::json!({
+                "SourcePolicyId": m.policy,
+                "SourcePolicyType": m.policy_type.simulator_name(),
+                "StatementIndex": m.index,
+                "Sid": m.sid,
+                "Effect": match m.effect { crate::policy::Effect::Allow => "Allow", crate::policy::Effect::Deny => "Deny" },
+            })).collect::<Vec<_>>(),
+            "MissingContextValues": self.explanation.missing_context_values,
+        })
+    }
+}
+
+/// Decides, without performing it, whether `caller` may perform `action` on `resource`, with
+/// the request context a call would have plus `extra` keys; explains the decision.
+pub(crate) fn authorize_explained(
+    keep: &KeepInner,
+    caller: &super::Caller,
+    action: &str,
+    resource: &str,
+    extra: &Context,
+) -> Result<Authorization> {
+    let now = keep.clock.now_millis();
+    keep.meta.read(|txn| {
+        let principal = caller.resolve(txn, keep)?;
+        let req = caller.request_context(principal, now, keep.region.clone());
+        let mut context = base_context(&req);
+        for key in extra.keys() {
+            if let Some(value) = extra.get(key) {
+                match value {
+                    crate::policy::ContextValue::Single(v) => context.insert(key, v),
+                    crate::policy::ContextValue::Multi(vs) => context.insert_multi(key, vs.iter()),
+                }
+            }
+        }
+        let resource_account = resource_account(resource);
+        if let Some(a) = resource_account {
+            context.insert("aws:ResourceAccount", a);
+        }
+        let set = crate::iam::authz::policy_set(&keep.policy_cache, txn, &req.principal)?;
+        let resource_policy =
+            crate::iam::authz::resource_policy(&keep.policy_cache, txn, action, resource)?;
+        let info = req.principal.policy_principal();
+        let request = Request {
+            principal: &info,
+            action,
+            resource,
+            resource_account,
+            context: &context,
+            resource_policy: resource_policy.as_ref().map(|(p, _)| &**p),
+            resource_policy_required: resource_policy.as_ref().is_some_and(|(_, r)| *r),
+        };
+        let mut explanation = crate::policy::explain(&set, &request);
+        if req.principal == Principal::KeepAdmin {
+            explanation.decision = crate::policy::EvalDecision::Allowed;
+            explanation.reason = None;
+            "the keep administrator".clone_into(&mut explanation.deciding);
+        }
+        let message = explanation.reason.map(|r| {
+            access_denied(&req.principal, action, resource, &r.message(action))
+                .message()
+                .to_owned()
+        });
+        Ok(Authorization {
+            decision: explanation.decision,
+            message,
+            explanation,
+        })
+    })
+}

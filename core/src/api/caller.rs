@@ -38,6 +38,9 @@ enum Identity {
         id: String,
         secret: zeroize::Zeroizing<String>,
     },
+    /// A SigV4-signed HTTP request, verified on every call.
+    #[cfg(feature = "crypto")]
+    Signed(Box<crate::iam::sigv4::SignedRequest>),
     /// Temporary credentials from STS, checked on every call.
     Session {
         id: String,
@@ -55,6 +58,8 @@ impl std::fmt::Debug for Identity {
             // Never the secret.
             Identity::AccessKey { id, .. } => write!(f, "AccessKey({id})"),
             Identity::Session { id, .. } => write!(f, "Session({id})"),
+            #[cfg(feature = "crypto")]
+            Identity::Signed(r) => write!(f, "Signed({} {})", r.method, r.path),
         }
     }
 }
@@ -95,6 +100,13 @@ impl Caller {
             secret: zeroize::Zeroizing::new(secret_access_key.to_owned()),
             token: session_token.to_owned(),
         })
+    }
+
+    /// A caller that proves itself with a SigV4-signed HTTP request (access key, or temporary
+    /// credentials with `X-Amz-Security-Token`), as AWS's endpoints authenticate.
+    #[cfg(feature = "crypto")]
+    pub fn signed_request(request: crate::iam::sigv4::SignedRequest) -> Self {
+        Caller::from_identity(Identity::Signed(Box::new(request)))
     }
 
     fn from_identity(identity: Identity) -> Self {
@@ -145,6 +157,7 @@ impl Caller {
             "AccessKeyId",
             "SecretAccessKey",
             "SessionToken",
+            "SignedRequest",
             "Admin",
             "SourceIp",
             "UserAgent",
@@ -166,7 +179,28 @@ impl Caller {
             ))),
         };
         let token = text("SessionToken")?;
-        let mut caller = match (
+        #[cfg(feature = "crypto")]
+        if let Some(signed) = obj.get("SignedRequest") {
+            if obj.keys().any(|k| {
+                [
+                    "AccountId",
+                    "UserName",
+                    "AccessKeyId",
+                    "SecretAccessKey",
+                    "SessionToken",
+                    "Admin",
+                ]
+                .contains(&k.as_str())
+            }) {
+                return Err(Error::invalid(
+                    "`SignedRequest` stands alone: the signature names the credentials",
+                ));
+            }
+            let request: crate::iam::sigv4::SignedRequest = serde_json::from_value(signed.clone())
+                .map_err(|e| Error::invalid(format!("`SignedRequest` is not valid: {e}")))?;
+            return Caller::signed_request(request).with_transport(obj);
+        }
+        let caller = match (
             text("AccountId")?,
             text("UserName")?,
             text("AccessKeyId")?,
@@ -192,19 +226,31 @@ impl Caller {
                 ));
             }
         };
+        caller.with_transport(obj)
+    }
+
+    /// Applies `SourceIp`, `UserAgent` and `SecureTransport` from a caller JSON object.
+    fn with_transport(mut self, obj: &serde_json::Map<String, Value>) -> Result<Self> {
+        let text = |name: &str| match obj.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(Error::invalid(format!(
+                "caller member `{name}` must be a string"
+            ))),
+        };
         if let Some(ip) = text("SourceIp")? {
-            caller = caller.with_source_ip(ip)?;
+            self = self.with_source_ip(ip)?;
         }
         if let Some(agent) = text("UserAgent")? {
-            caller = caller.with_user_agent(agent);
+            self = self.with_user_agent(agent);
         }
         if let Some(secure) = obj.get("SecureTransport") {
             let secure = secure
                 .as_bool()
                 .ok_or_else(|| Error::invalid("`SecureTransport` must be a boolean"))?;
-            caller = caller.with_secure_transport(secure);
+            self = self.with_secure_transport(secure);
         }
-        Ok(caller)
+        Ok(self)
     }
 
     /// Resolves the identity to the principal it is now: checks that the user still exists,
@@ -232,6 +278,8 @@ impl Caller {
                     Err(invalid_token(id))
                 }
             }
+            #[cfg(feature = "crypto")]
+            Identity::Signed(request) => crate::iam::authenticate_signed(txn, keep, request),
             Identity::Session { id, secret, token } => {
                 #[cfg(feature = "crypto")]
                 {
@@ -256,6 +304,12 @@ impl Caller {
                 account: Some(account.clone()),
                 access_key_id: None,
                 user_name: Some(name.clone()),
+            },
+            #[cfg(feature = "crypto")]
+            Identity::Signed(_) => Principal::Unauthenticated {
+                account: None,
+                access_key_id: None,
+                user_name: None,
             },
             Identity::AccessKey { id, .. } | Identity::Session { id, .. } => {
                 Principal::Unauthenticated {

@@ -19,7 +19,11 @@ use std::sync::Arc;
 use serde_json::Value;
 
 #[cfg(feature = "crypto")]
+pub use crate::iam::sigv4::SignedRequest;
+pub use authz::Authorization;
+#[cfg(feature = "crypto")]
 pub(crate) use authz::access_denied;
+pub(crate) use authz::authorize_explained;
 pub(crate) use caller::invalid_token;
 pub use caller::{Caller, Principal, RequestContext, RoleSession, SessionFacts};
 pub(crate) use registry::{Operation, find_operation, operations};

@@ -70,6 +70,13 @@ pub(crate) fn policy_set(
 
 fn load_policy_set(txn: &mut Txn<'_>, account: &str, principal: &Principal) -> Result<PolicySet> {
     let mut set = PolicySet::default();
+    for (arn, document) in super::scp::attached(txn, account)? {
+        set.service_control.push(Arc::new(stored(
+            PolicyKind::ServiceControl,
+            &arn,
+            &document,
+        )?));
+    }
     match principal {
         Principal::User { name, .. } => {
             let user = users::load_user(txn, account, name)?;
@@ -117,7 +124,7 @@ fn load_policy_set(txn: &mut Txn<'_>, account: &str, principal: &Principal) -> R
 }
 
 /// Adds an entity's inline and attached policies to `set.identity`.
-fn add_entity(
+pub(super) fn add_entity(
     txn: &mut Txn<'_>,
     account: &str,
     entity: &str,
@@ -136,14 +143,14 @@ fn add_entity(
     Ok(())
 }
 
-fn managed(txn: &mut Txn<'_>, account: &str, arn: &str) -> Result<Arc<Policy>> {
+pub(super) fn managed(txn: &mut Txn<'_>, account: &str, arn: &str) -> Result<Arc<Policy>> {
     let document = policies::managed_document(txn, account, arn)?
         .ok_or_else(|| Error::storage(format!("attached policy {arn} is missing")))?;
     Ok(Arc::new(stored(PolicyKind::Identity, arn, &document)?))
 }
 
 /// Parses a document that was validated when it was stored.
-fn stored(kind: PolicyKind, name: &str, document: &str) -> Result<Policy> {
+pub(super) fn stored(kind: PolicyKind, name: &str, document: &str) -> Result<Policy> {
     Policy::parse(kind, name, document)
         .map_err(|e| Error::storage(format!("stored policy {name} no longer parses: {e}")))
 }

@@ -7,17 +7,26 @@
 
 #[cfg(feature = "crypto")]
 mod access_keys;
+mod authenticate;
 pub(crate) mod authz;
+#[cfg(feature = "crypto")]
+pub(crate) mod git_credentials;
 #[cfg(feature = "crypto")]
 mod mfa;
 mod policies;
 mod roles;
+mod scp;
+#[cfg(feature = "crypto")]
+pub(crate) mod sigv4;
+mod simulate;
+pub(crate) mod ssh_keys;
 #[cfg(feature = "crypto")]
 pub(crate) mod sts;
 #[cfg(feature = "crypto")]
 mod totp;
 pub(crate) mod users;
 
+pub(crate) use scp::SCP_OPERATIONS;
 #[cfg(feature = "crypto")]
 pub(crate) use sts::{STS_OPERATIONS, TokenKey};
 
@@ -71,6 +80,41 @@ pub(crate) static IAM_OPERATIONS: &[Operation] = &[
     iam_op!("TagUser", users::tag_user, read_only = false),
     iam_op!("UntagUser", users::untag_user, read_only = false),
     iam_op!("ListUserTags", users::list_user_tags, read_only = true),
+    iam_op!(
+        "SimulatePrincipalPolicy",
+        simulate::simulate_principal_policy,
+        read_only = true
+    ),
+    iam_op!(
+        "SimulateCustomPolicy",
+        simulate::simulate_custom_policy,
+        read_only = true
+    ),
+    iam_op!(
+        "UploadSSHPublicKey",
+        ssh_keys::upload_ssh_public_key,
+        read_only = false
+    ),
+    iam_op!(
+        "GetSSHPublicKey",
+        ssh_keys::get_ssh_public_key,
+        read_only = true
+    ),
+    iam_op!(
+        "ListSSHPublicKeys",
+        ssh_keys::list_ssh_public_keys,
+        read_only = true
+    ),
+    iam_op!(
+        "UpdateSSHPublicKey",
+        ssh_keys::update_ssh_public_key,
+        read_only = false
+    ),
+    iam_op!(
+        "DeleteSSHPublicKey",
+        ssh_keys::delete_ssh_public_key,
+        read_only = false
+    ),
     iam_op!("CreateGroup", users::create_group, read_only = false),
     iam_op!("GetGroup", users::get_group, read_only = true),
     iam_op!("ListGroups", users::list_groups, read_only = true),
@@ -255,6 +299,33 @@ pub(crate) static IAM_OPERATIONS: &[Operation] = &[
 #[cfg(feature = "crypto")]
 pub(crate) static CREDENTIAL_OPERATIONS: &[Operation] = &[
     iam_op!(
+        "CreateServiceSpecificCredential",
+        git_credentials::create_service_specific_credential,
+        read_only = false,
+        secrets = &["ServicePassword"]
+    ),
+    iam_op!(
+        "ResetServiceSpecificCredential",
+        git_credentials::reset_service_specific_credential,
+        read_only = false,
+        secrets = &["ServicePassword"]
+    ),
+    iam_op!(
+        "UpdateServiceSpecificCredential",
+        git_credentials::update_service_specific_credential,
+        read_only = false
+    ),
+    iam_op!(
+        "ListServiceSpecificCredentials",
+        git_credentials::list_service_specific_credentials,
+        read_only = true
+    ),
+    iam_op!(
+        "DeleteServiceSpecificCredential",
+        git_credentials::delete_service_specific_credential,
+        read_only = false
+    ),
+    iam_op!(
         "CreateVirtualMFADevice",
         mfa::create_virtual_mfa_device,
         read_only = false
@@ -329,6 +400,38 @@ pub(crate) fn authenticate_access_key(
         user,
         Some(record.access_key_id),
     ))
+}
+
+/// Authenticates a SigV4-signed request: the access key's (or the session's) secret must
+/// produce the request's signature.
+#[cfg(feature = "crypto")]
+pub(crate) fn authenticate_signed(
+    txn: &mut crate::store::Txn<'_>,
+    keep: &crate::keep::KeepInner,
+    request: &sigv4::SignedRequest,
+) -> Result<crate::api::Principal> {
+    let auth = sigv4::parse_authorization(request)?;
+    let now = keep.clock.now_millis();
+    let region = keep.region.as_str();
+    let id = auth.access_key_id;
+    let token = request
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-security-token"))
+        .map(|(_, v)| v.as_str());
+    if let Some(token) = token {
+        let secret = sts::session_secret(keep, id, token)?;
+        sigv4::verify(request, &auth, secret.as_bytes(), region, now)?;
+        return sts::authenticate_session(txn, keep, id, &secret, token, now);
+    }
+    let record = access_keys::find_access_key(txn, id)?
+        .filter(access_keys::AccessKeyRecord::is_active)
+        .ok_or_else(|| crate::api::invalid_token(id))?;
+    let secret = record.secret(keep)?;
+    sigv4::verify(request, &auth, &secret, region, now)?;
+    let secret =
+        std::str::from_utf8(&secret).map_err(|_| Error::storage("stored secret is not text"))?;
+    authenticate_access_key(txn, keep, id, secret)
 }
 
 // ---- errors, in IAM's codes and wording ----

@@ -149,6 +149,19 @@ pub(crate) enum SessionSubject {
     User { user_name: String },
 }
 
+/// The secret of the session `token` for `access_key_id`, for SigV4 verification.
+pub(crate) fn session_secret(
+    keep: &crate::keep::KeepInner,
+    access_key_id: &str,
+    token: &str,
+) -> Result<Zeroizing<String>> {
+    keep.token_key
+        .open(token)
+        .filter(|c| c.access_key_id == access_key_id)
+        .map(|c| c.secret)
+        .ok_or_else(|| crate::api::invalid_token(access_key_id))
+}
+
 /// Authenticates temporary credentials to the principal they stand for.
 pub(crate) fn authenticate_session(
     txn: &mut Txn<'_>,

@@ -226,7 +226,15 @@ pub(crate) fn update_user(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
     let final_path = new_path.unwrap_or_else(|| user.path.clone());
     ctx.txn.delete(&user_key(&account, name))?;
     if lower(&final_name) != lower(name) {
-        for area in ["user-policy", "user-attached", "user-group", "user-key"] {
+        for area in [
+            "user-policy",
+            "user-attached",
+            "user-group",
+            "user-key",
+            "user-credential",
+            "user-ssh",
+            "user-mfa",
+        ] {
             move_prefix(
                 ctx.txn,
                 &key(&account, &[area, &lower(name)]),
@@ -247,6 +255,9 @@ pub(crate) fn update_user(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
                 b"{}",
             )?;
         }
+        super::ssh_keys::rename_owner(ctx.txn, &account, &lower(&final_name), &final_name)?;
+        #[cfg(feature = "crypto")]
+        super::git_credentials::rename_owner(ctx.txn, &account, &lower(&final_name), &final_name)?;
         #[cfg(feature = "crypto")]
         super::access_keys::rename_owner(ctx.txn, &account, &lower(&final_name), &final_name)?;
     }

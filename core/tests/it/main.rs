@@ -11,11 +11,14 @@
 )]
 
 mod audit;
+mod credentials;
 mod dispatch;
 mod envelope;
 mod iam;
 mod iam_vectors;
 mod kms;
+mod policy_props;
+mod simulate;
 mod store;
 mod sts;
 

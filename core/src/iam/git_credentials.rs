@@ -1,0 +1,319 @@
+//! Git HTTPS credentials (IAM service-specific credentials for `codecommit.amazonaws.com`):
+//! a generated user name and password, the password shown once and stored only as a salted
+//! PBKDF2-HMAC-SHA256 hash, compared in constant time.
+
+use std::num::NonZeroU32;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ring::pbkdf2;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::users::authorize_user;
+use super::{key, limit_exceeded, lower, no_such_entity, unique_id, validation_error};
+use crate::api::{OpCtx, optional_str, required_str};
+use crate::clock::epoch_seconds;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{Key, Txn};
+
+/// The only service IAM issues these credentials for here.
+const SERVICE: &str = "codecommit.amazonaws.com";
+const MAX_PER_USER: usize = 2;
+/// PBKDF2 rounds: slow enough to make a stolen hash expensive to attack, fast enough for a git
+/// request to verify (a few tens of milliseconds).
+const ITERATIONS: u32 = 100_000;
+
+/// A stored credential.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct GitCredentialRecord {
+    id: String,
+    pub account: String,
+    pub user: String,
+    service_user_name: String,
+    pub status: String,
+    create_date: i64,
+    salt: String,
+    hash: String,
+}
+
+impl GitCredentialRecord {
+    fn metadata(&self) -> Value {
+        json!({
+            "UserName": self.user,
+            "Status": self.status,
+            "ServiceUserName": self.service_user_name,
+            "CreateDate": epoch_seconds(self.create_date),
+            "ServiceSpecificCredentialId": self.id,
+            "ServiceName": SERVICE,
+        })
+    }
+
+    /// Checks `password` against the stored hash in constant time.
+    fn verify(&self, password: &str) -> bool {
+        let (Ok(salt), Ok(hash)) = (B64.decode(&self.salt), B64.decode(&self.hash)) else {
+            return false;
+        };
+        pbkdf2::verify(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            iterations(),
+            &salt,
+            password.as_bytes(),
+            &hash,
+        )
+        .is_ok()
+    }
+}
+
+fn iterations() -> NonZeroU32 {
+    NonZeroU32::new(ITERATIONS).unwrap_or(NonZeroU32::MIN)
+}
+
+fn by_service_user(name: &str) -> Key {
+    Key::new("iam-git-credential").push(name)
+}
+
+fn record_key(account: &str, user: &str, id: &str) -> Key {
+    key(account, &["user-credential", &lower(user), id])
+}
+
+/// A new password and its (salt, hash), both base64.
+fn new_password() -> Result<(Zeroizing<String>, String, String)> {
+    let mut raw = Zeroizing::new([0u8; 30]);
+    crate::id::fill_secret(&mut raw[..])?;
+    let password = Zeroizing::new(B64.encode(&raw[..]));
+    let mut salt = [0u8; 16];
+    crate::id::fill_secret(&mut salt)?;
+    let mut hash = [0u8; 32];
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations(),
+        &salt,
+        password.as_bytes(),
+        &mut hash,
+    );
+    Ok((password, B64.encode(salt), B64.encode(hash)))
+}
+
+/// Authenticates a git HTTPS user name and password to `(account, IAM user name)`.
+pub(crate) fn authenticate(
+    txn: &mut Txn<'_>,
+    service_user_name: &str,
+    password: &str,
+) -> Result<(String, String)> {
+    let refused = || {
+        Error::aws(
+            ErrorKind::AccessDenied,
+            "InvalidClientTokenId",
+            "The git credentials are not valid.",
+        )
+        .with_status(403)
+    };
+    let pointer: Option<(String, String, String)> =
+        txn.get_json(&by_service_user(service_user_name))?;
+    let Some((account, user, id)) = pointer else {
+        return Err(refused());
+    };
+    let record: GitCredentialRecord = txn
+        .get_json(&record_key(&account, &user, &id))?
+        .ok_or_else(refused)?;
+    if record.status != "Active" || !record.verify(password) {
+        return Err(refused());
+    }
+    Ok((record.account, record.user))
+}
+
+fn target_user(ctx: &OpCtx<'_, '_>, input: &Value) -> Result<String> {
+    match optional_str(input, "UserName")? {
+        Some(name) => Ok(name.to_owned()),
+        None => ctx
+            .req
+            .principal
+            .user_name()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                validation_error("UserName is required when the caller is not an IAM user")
+            }),
+    }
+}
+
+fn load(ctx: &mut OpCtx<'_, '_>, user: &str, id: &str) -> Result<GitCredentialRecord> {
+    let account = ctx.account()?.to_string();
+    ctx.txn
+        .get_json(&record_key(&account, user, id))?
+        .ok_or_else(|| no_such_entity(format!("No such credential {id} exists")))
+}
+
+pub(crate) fn create_service_specific_credential(
+    ctx: &mut OpCtx<'_, '_>,
+    input: &Value,
+) -> Result<Value> {
+    let name = required_str(input, "UserName")?;
+    let service = required_str(input, "ServiceName")?;
+    let user = authorize_user(ctx, name)?;
+    if service != SERVICE {
+        return Err(Error::aws(
+            ErrorKind::Unsupported,
+            "NotSupportedService",
+            format!("Service {service} is not supported for service-specific credentials."),
+        )
+        .with_status(404));
+    }
+    let account = ctx.account()?.to_string();
+    let existing = ctx.txn.scan_prefix(
+        &key(&account, &["user-credential", &lower(&user.name)]),
+        None,
+        usize::MAX,
+    )?;
+    if existing.len() >= MAX_PER_USER {
+        return Err(limit_exceeded(format!(
+            "Cannot exceed quota for ServiceSpecificCredentialsPerUserPerService: {MAX_PER_USER}"
+        )));
+    }
+    // `alice-at-111122223333`, then `alice+1-at-...` for a second credential.
+    let mut service_user_name = format!("{}-at-{account}", user.name);
+    let mut n = 1;
+    while ctx.txn.get(&by_service_user(&service_user_name))?.is_some() {
+        service_user_name = format!("{}+{n}-at-{account}", user.name);
+        n += 1;
+    }
+    let (password, salt, hash) = new_password()?;
+    let record = GitCredentialRecord {
+        id: unique_id("ACCA", 21),
+        account: account.clone(),
+        user: user.name.clone(),
+        service_user_name: service_user_name.clone(),
+        status: "Active".to_owned(),
+        create_date: ctx.now(),
+        salt,
+        hash,
+    };
+    ctx.txn
+        .put_json(&record_key(&account, &user.name, &record.id), &record)?;
+    ctx.txn.put_json(
+        &by_service_user(&service_user_name),
+        &(account.as_str(), user.name.as_str(), record.id.as_str()),
+    )?;
+    let mut out = record.metadata();
+    crate::api::set_member(&mut out, "ServicePassword", json!(password.as_str()));
+    Ok(json!({"ServiceSpecificCredential": out}))
+}
+
+pub(crate) fn reset_service_specific_credential(
+    ctx: &mut OpCtx<'_, '_>,
+    input: &Value,
+) -> Result<Value> {
+    let id = required_str(input, "ServiceSpecificCredentialId")?;
+    let name = target_user(ctx, input)?;
+    authorize_user(ctx, &name)?;
+    let mut record = load(ctx, &name, id)?;
+    let (password, salt, hash) = new_password()?;
+    record.salt = salt;
+    record.hash = hash;
+    ctx.txn
+        .put_json(&record_key(&record.account, &record.user, id), &record)?;
+    let mut out = record.metadata();
+    crate::api::set_member(&mut out, "ServicePassword", json!(password.as_str()));
+    Ok(json!({"ServiceSpecificCredential": out}))
+}
+
+pub(crate) fn update_service_specific_credential(
+    ctx: &mut OpCtx<'_, '_>,
+    input: &Value,
+) -> Result<Value> {
+    let id = required_str(input, "ServiceSpecificCredentialId")?;
+    let status = required_str(input, "Status")?;
+    if status != "Active" && status != "Inactive" {
+        return Err(validation_error(format!(
+            "1 validation error detected: Value '{status}' at 'status' failed to satisfy constraint: Member must satisfy enum value set: [Active, Inactive]"
+        )));
+    }
+    let name = target_user(ctx, input)?;
+    authorize_user(ctx, &name)?;
+    let mut record = load(ctx, &name, id)?;
+    status.clone_into(&mut record.status);
+    ctx.txn
+        .put_json(&record_key(&record.account, &record.user, id), &record)?;
+    Ok(json!({}))
+}
+
+pub(crate) fn list_service_specific_credentials(
+    ctx: &mut OpCtx<'_, '_>,
+    input: &Value,
+) -> Result<Value> {
+    let name = target_user(ctx, input)?;
+    let service = optional_str(input, "ServiceName")?;
+    let user = authorize_user(ctx, &name)?;
+    let account = ctx.account()?.to_string();
+    let mut rows = Vec::new();
+    if service.is_none_or(|s| s == SERVICE) {
+        for (_, v) in ctx.txn.scan_prefix(
+            &key(&account, &["user-credential", &lower(&user.name)]),
+            None,
+            usize::MAX,
+        )? {
+            let record: GitCredentialRecord = serde_json::from_slice(&v)?;
+            rows.push((record.id.clone(), record.metadata()));
+        }
+    }
+    let rows: Vec<Value> = rows.into_iter().map(|(_, v)| v).collect();
+    Ok(json!({"ServiceSpecificCredentials": rows}))
+}
+
+pub(crate) fn delete_service_specific_credential(
+    ctx: &mut OpCtx<'_, '_>,
+    input: &Value,
+) -> Result<Value> {
+    let id = required_str(input, "ServiceSpecificCredentialId")?;
+    let name = target_user(ctx, input)?;
+    authorize_user(ctx, &name)?;
+    let record = load(ctx, &name, id)?;
+    ctx.txn
+        .delete(&record_key(&record.account, &record.user, id))?;
+    ctx.txn
+        .delete(&by_service_user(&record.service_user_name))?;
+    Ok(json!({}))
+}
+
+/// Keeps the user name of a renamed user's credentials current.
+pub(crate) fn rename_owner(
+    txn: &mut Txn<'_>,
+    account: &str,
+    lname: &str,
+    name: &str,
+) -> Result<()> {
+    for (k, v) in txn.scan_prefix(&key(account, &["user-credential", lname]), None, usize::MAX)? {
+        let mut record: GitCredentialRecord = serde_json::from_slice(&v)?;
+        name.clone_into(&mut record.user);
+        txn.put_json(&k, &record)?;
+        txn.put_json(
+            &by_service_user(&record.service_user_name),
+            &(account, name, record.id.as_str()),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_themselves() {
+        let (password, salt, hash) = new_password().unwrap();
+        let record = GitCredentialRecord {
+            id: "ACCA".into(),
+            account: "111122223333".into(),
+            user: "alice".into(),
+            service_user_name: "alice-at-111122223333".into(),
+            status: "Active".into(),
+            create_date: 0,
+            salt,
+            hash,
+        };
+        assert!(record.verify(&password));
+        assert!(!record.verify("not it"));
+        assert!(!record.hash.contains(password.as_str()));
+    }
+}
