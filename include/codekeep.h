@@ -263,14 +263,34 @@ codekeep_status codekeep_keep_export_audit_log(const struct codekeep_keep *keep,
                                                uint64_t *out_records);
 
 /**
- * Creates a client of `service` ("kms", "cloudtrail", "organizations") acting as the caller
- * described by `caller_json` (`{"AccountId": "111122223333"}` or `{"Admin": true}`, optional
- * "SourceIp", "UserAgent"). Free it with codekeep_client_free().
+ * Creates a client of `service` ("iam", "sts", "kms", "cloudtrail", "organizations") acting as
+ * the caller described by `caller_json`: `{"AccountId": "111122223333"}` (the account's root),
+ * `{"AccountId": ..., "UserName": "alice"}` (an IAM user the host authenticated),
+ * `{"AccessKeyId": ..., "SecretAccessKey": ...[, "SessionToken": ...]}`, `{"SignedRequest":
+ * {"Method", "Path", "Query", "Headers": [[name, value], ...], "Body": base64}}` (SigV4), or
+ * `{"Admin": true}`; optional "SourceIp", "UserAgent", "SecureTransport". Credentials are
+ * checked on every call. Free it with codekeep_client_free().
  */
 codekeep_status codekeep_client_new(const struct codekeep_keep *keep,
                                     const char *service,
                                     const char *caller_json,
                                     struct codekeep_client **out);
+
+/**
+ * Decides, without performing it, whether the caller described by `caller_json` may perform
+ * `action` (e.g. "kms:Decrypt") on `resource` (an ARN or "*"), with the request context a call
+ * would have plus the keys of `context_json` (`{"key": "value" | ["a", "b"]}`, or NULL).
+ * Writes `{"EvalDecision": "allowed"|"explicitDeny"|"implicitDeny", "Message": ...,
+ * "DecidedBy": ..., "MatchedStatements": [...], "MissingContextValues": [...]}` to
+ * `*json_out` (free with codekeep_string_free()). A denial is reported in the JSON, not as a
+ * status.
+ */
+codekeep_status codekeep_keep_authorize(const struct codekeep_keep *keep,
+                                        const char *caller_json,
+                                        const char *action,
+                                        const char *resource,
+                                        const char *context_json,
+                                        char **json_out);
 
 /**
  * Frees a client. NULL is a no-op.

@@ -259,9 +259,13 @@ pub extern "C" fn codekeep_keep_export_audit_log(
     })
 }
 
-/// Creates a client of `service` ("kms", "cloudtrail", "organizations") acting as the caller
-/// described by `caller_json` (`{"AccountId": "111122223333"}` or `{"Admin": true}`, optional
-/// "SourceIp", "UserAgent"). Free it with codekeep_client_free().
+/// Creates a client of `service` ("iam", "sts", "kms", "cloudtrail", "organizations") acting as
+/// the caller described by `caller_json`: `{"AccountId": "111122223333"}` (the account's root),
+/// `{"AccountId": ..., "UserName": "alice"}` (an IAM user the host authenticated),
+/// `{"AccessKeyId": ..., "SecretAccessKey": ...[, "SessionToken": ...]}`, `{"SignedRequest":
+/// {"Method", "Path", "Query", "Headers": [[name, value], ...], "Body": base64}}` (SigV4), or
+/// `{"Admin": true}`; optional "SourceIp", "UserAgent", "SecureTransport". Credentials are
+/// checked on every call. Free it with codekeep_client_free().
 #[unsafe(no_mangle)]
 pub extern "C" fn codekeep_client_new(
     keep: *const codekeep_keep,
@@ -275,6 +279,40 @@ pub extern "C" fn codekeep_client_new(
         let client = handle::keep_ref(keep)?.client(str_arg(service, "service")?, caller)?;
         handle::write_out(out, handle::client_into_raw(client));
         Ok(())
+    })
+}
+
+/// Decides, without performing it, whether the caller described by `caller_json` may perform
+/// `action` (e.g. "kms:Decrypt") on `resource` (an ARN or "*"), with the request context a call
+/// would have plus the keys of `context_json` (`{"key": "value" | ["a", "b"]}`, or NULL).
+/// Writes `{"EvalDecision": "allowed"|"explicitDeny"|"implicitDeny", "Message": ...,
+/// "DecidedBy": ..., "MatchedStatements": [...], "MissingContextValues": [...]}` to
+/// `*json_out` (free with codekeep_string_free()). A denial is reported in the JSON, not as a
+/// status.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_authorize(
+    keep: *const codekeep_keep,
+    caller_json: *const c_char,
+    action: *const c_char,
+    resource: *const c_char,
+    context_json: *const c_char,
+    json_out: *mut *mut c_char,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(json_out, "json_out")?;
+        let caller = Caller::from_json(&json_arg(caller_json, "caller_json")?)?;
+        let context = if context_json.is_null() {
+            codekeep::policy::Context::new()
+        } else {
+            codekeep::policy::Context::from_json(&json_arg(context_json, "context_json")?)?
+        };
+        let decision = handle::keep_ref(keep)?.authorize(
+            &caller,
+            str_arg(action, "action")?,
+            str_arg(resource, "resource")?,
+            &context,
+        )?;
+        write_string(json_out, decision.to_json().to_string())
     })
 }
 

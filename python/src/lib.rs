@@ -173,6 +173,26 @@ impl Keep {
         Ok(Client { inner: client })
     }
 
+    /// Decides whether the caller may perform `action` on `resource`; returns the decision and
+    /// its explanation as JSON text.
+    fn authorize_json(
+        &self,
+        py: Python<'_>,
+        caller_json: &str,
+        action: &str,
+        resource: &str,
+        context_json: &str,
+    ) -> PyResult<String> {
+        let keep = self.keep()?;
+        let caller = Caller::from_json(&parse_json(caller_json)?)
+            .map_err(|e| to_py_err(py, &e, "Authorize"))?;
+        let context = codekeep::policy::Context::from_json(&parse_json(context_json)?)
+            .map_err(|e| to_py_err(py, &e, "Authorize"))?;
+        py.detach(|| keep.authorize(&caller, action, resource, &context))
+            .map(|a| a.to_json().to_string())
+            .map_err(|e| to_py_err(py, &e, "Authorize"))
+    }
+
     /// Verifies the audit log; returns the report as JSON text.
     fn verify_audit_log_json(&self, py: Python<'_>) -> PyResult<String> {
         let keep = self.keep()?;

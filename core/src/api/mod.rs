@@ -128,6 +128,12 @@ pub const TIMESTAMP_MEMBERS: &[&str] = &[
     "JoinedTimestamp",
     "RequestedTimestamp",
     "CompletedTimestamp",
+    "CreateDate",
+    "UpdateDate",
+    "UploadDate",
+    "EnableDate",
+    "Expiration",
+    "LastUsedDate",
 ];
 
 /// What an operation sees while it runs.

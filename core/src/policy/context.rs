@@ -40,6 +40,42 @@ impl Context {
         Context::default()
     }
 
+    /// Builds a context from JSON: `{"key": "value", "multi": ["a", "b"]}` (numbers and
+    /// booleans are taken as their text, as IAM's request context holds them).
+    ///
+    /// # Errors
+    /// `InvalidArgument` for anything else.
+    pub fn from_json(value: &serde_json::Value) -> crate::Result<Context> {
+        use serde_json::Value;
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        };
+        let bad = |key: &str| {
+            crate::Error::invalid(format!(
+                "context key `{key}` must have a string, number, boolean or a list of them"
+            ))
+        };
+        let mut context = Context::new();
+        let Some(map) = value.as_object() else {
+            return Err(crate::Error::invalid(
+                "a request context must be a JSON object",
+            ));
+        };
+        for (key, v) in map {
+            match v {
+                Value::Array(items) => {
+                    let values: Option<Vec<String>> = items.iter().map(text).collect();
+                    context.insert_multi(key, values.ok_or_else(|| bad(key))?);
+                }
+                v => context.insert(key, &text(v).ok_or_else(|| bad(key))?),
+            }
+        }
+        Ok(context)
+    }
+
     /// Sets a single-valued key, replacing any earlier value.
     pub fn insert(&mut self, key: &str, value: &str) {
         self.set(key, ContextValue::Single(value.into()));

@@ -243,11 +243,59 @@ static void test_key_provider_callbacks(void) {
   CHECK(provider_frees == 3);
 }
 
+static void test_iam_users_and_authorize(void) {
+  codekeep_keep *keep = NULL;
+  OK(codekeep_keep_open_memory(&keep));
+  char *account = NULL;
+  OK(codekeep_keep_create_account(keep, "c-iam", &account));
+  char id[64], root[128], alice[160];
+  json_get(account, "Id", id, sizeof id);
+  snprintf(root, sizeof root, "{\"AccountId\":\"%s\"}", id);
+  snprintf(alice, sizeof alice, "{\"AccountId\":\"%s\",\"UserName\":\"alice\"}", id);
+  codekeep_client *iam = NULL;
+  OK(codekeep_client_new(keep, "iam", root, &iam));
+  char *out = NULL;
+  OK(codekeep_client_call(iam, "CreateUser", "{\"UserName\":\"alice\"}", &out));
+  codekeep_string_free(out);
+  OK(codekeep_client_call(iam, "PutUserPolicy",
+                          "{\"UserName\":\"alice\",\"PolicyName\":\"p\",\"PolicyDocument\":"
+                          "\"{\\\"Version\\\":\\\"2012-10-17\\\",\\\"Statement\\\":[{\\\"Effect\\\":\\\"Allow\\\","
+                          "\\\"Action\\\":\\\"iam:List*\\\",\\\"Resource\\\":\\\"*\\\"}]}\"}",
+                          &out));
+  codekeep_string_free(out);
+
+  /* The user's own calls are decided by its policies. */
+  codekeep_client *as_alice = NULL;
+  OK(codekeep_client_new(keep, "iam", alice, &as_alice));
+  OK(codekeep_client_call(as_alice, "ListUsers", "{}", &out));
+  codekeep_string_free(out);
+  CHECK(codekeep_client_call(as_alice, "CreateUser", "{\"UserName\":\"bob\"}", &out) == CODEKEEP_STATUS_ACCESS_DENIED);
+  char msg[512];
+  size_t n;
+  OK(codekeep_last_error_message(msg, sizeof msg, &n));
+  CHECK(strstr(msg, "because no identity-based policy allows the iam:CreateUser action") != NULL);
+
+  /* And explained without being performed. */
+  OK(codekeep_keep_authorize(keep, alice, "iam:ListRoles", "*", NULL, &out));
+  CHECK(strstr(out, "\"EvalDecision\":\"allowed\"") != NULL);
+  codekeep_string_free(out);
+  OK(codekeep_keep_authorize(keep, alice, "iam:DeleteUser", "*", "{\"aws:SourceIp\":\"10.0.0.1\"}", &out));
+  CHECK(strstr(out, "\"EvalDecision\":\"implicitDeny\"") != NULL);
+  codekeep_string_free(out);
+  CHECK(codekeep_keep_authorize(keep, alice, "iam:DeleteUser", "*", "[1]", &out) == CODEKEEP_STATUS_INVALID_ARGUMENT);
+
+  codekeep_client_free(as_alice);
+  codekeep_client_free(iam);
+  codekeep_string_free(account);
+  codekeep_keep_free(keep);
+}
+
 int main(void) {
   test_version_and_statuses();
   test_errors();
   test_kms_and_envelope();
   test_key_provider_callbacks();
+  test_iam_users_and_authorize();
   if (failures) {
     fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

@@ -88,7 +88,9 @@ class Client:
     def __init__(self, native: Any) -> None:
         self._native = native
         self.exceptions = _Exceptions()
-        self._operations = set(native.operation_names())
+        # boto3's snake_case names, acronyms included (`create_virtual_mfa_device` is
+        # `CreateVirtualMFADevice`): matched without case and underscores.
+        self._operations = {op.lower(): op for op in native.operation_names()}
 
     @property
     def service(self) -> str:
@@ -103,8 +105,8 @@ class Client:
         return out
 
     def __getattr__(self, name: str) -> Any:
-        operation = _snake_to_pascal(name)
-        if name.startswith("_") or operation not in self._operations:
+        operation = self._operations.get(name.replace("_", "").lower())
+        if name.startswith("_") or operation is None:
             raise AttributeError(f"{self.service!r} client has no operation {name!r}")
 
         def method(**params: Any) -> dict[str, Any]:
@@ -122,6 +124,26 @@ class Client:
                     EncryptionContext: dict[str, str] | None = None) -> Any:
         """A readable, seekable file object over the plaintext of a sealed file (kms clients)."""
         return self._native.open_sealed(os.fspath(path), json.dumps(EncryptionContext or {}))
+
+
+def _caller(*, account: str | None, user: str | None, credentials: dict[str, str] | None,
+            signed_request: dict[str, Any] | None, admin: bool) -> dict[str, Any]:
+    """The caller JSON the native layer takes."""
+    if admin:
+        return {"Admin": True}
+    if credentials is not None:
+        return {k: v for k, v in credentials.items()
+                if k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+    if signed_request is not None:
+        request = dict(signed_request)
+        body = request.get("Body", b"")
+        request["Body"] = base64.b64encode(body if isinstance(body, bytes) else body.encode()).decode()
+        request["Headers"] = [list(h) for h in (request.get("Headers") or [])]
+        return {"SignedRequest": request}
+    caller: dict[str, Any] = {"AccountId": account}
+    if user is not None:
+        caller["UserName"] = user
+    return caller
 
 
 class Keep:
@@ -154,15 +176,41 @@ class Keep:
         """Every account, oldest first."""
         return json.loads(self._native.list_accounts_json())
 
-    def client(self, service: str, *, account: str | None = None, admin: bool = False,
+    def client(self, service: str, *, account: str | None = None, user: str | None = None,
+               credentials: dict[str, str] | None = None,
+               signed_request: dict[str, Any] | None = None, admin: bool = False,
                source_ip: str | None = None, user_agent: str | None = None) -> Client:
-        """A client of ``service`` acting as ``account``'s root (or as the keep administrator)."""
-        caller: dict[str, Any] = {"Admin": True} if admin else {"AccountId": account}
+        """A client of ``service`` (``"iam"``, ``"sts"``, ``"kms"``, ...) acting as one caller:
+
+        - ``account=ID``: the account's root user; with ``user=NAME``, that IAM user (the host
+          application authenticated it);
+        - ``credentials={"AccessKeyId": ..., "SecretAccessKey": ..., "SessionToken": ...}``: an
+          access key, or temporary credentials from STS (``SessionToken`` optional), as boto3
+          takes them; checked on every call;
+        - ``signed_request={"Method", "Path", "Query", "Headers": [[name, value]], "Body"}``: a
+          SigV4-signed HTTP request (``Body`` as bytes);
+        - ``admin=True``: the keep administrator.
+        """
+        caller = _caller(account=account, user=user, credentials=credentials,
+                         signed_request=signed_request, admin=admin)
         if source_ip is not None:
             caller["SourceIp"] = source_ip
         if user_agent is not None:
             caller["UserAgent"] = user_agent
         return Client(self._native.client(service, json.dumps(caller)))
+
+    def authorize(self, action: str, resource: str = "*", *, context: dict[str, Any] | None = None,
+                  account: str | None = None, user: str | None = None,
+                  credentials: dict[str, str] | None = None, admin: bool = False) -> dict[str, Any]:
+        """Decides, without performing it, whether the caller may perform ``action`` on
+        ``resource``; returns ``{"EvalDecision": "allowed"|"explicitDeny"|"implicitDeny",
+        "Message", "DecidedBy", "MatchedStatements", "MissingContextValues"}``. ``context`` adds
+        request context keys (``{"codecommit:References": "refs/heads/main"}``)."""
+        caller = _caller(account=account, user=user, credentials=credentials,
+                         signed_request=None, admin=admin)
+        result: dict[str, Any] = json.loads(self._native.authorize_json(
+            json.dumps(caller), action, resource, json.dumps(context or {})))
+        return result
 
     def verify_audit_log(self) -> dict[str, Any]:
         """``{"Valid": bool, "RecordsChecked": int, "FirstInvalid": {...} | None, ...}``."""
