@@ -51,6 +51,20 @@ impl SignedRequest {
         }
     }
 
+    /// Verifies the request's signature with `secret` for `region`, at `now_millis` (AWS allows
+    /// 15 minutes of clock skew); returns the access key id the signature names. The keep calls
+    /// this for callers built with [`crate::Caller::signed_request`]; host applications may use
+    /// it directly.
+    ///
+    /// # Errors
+    /// `AccessDenied` with AWS's codes: `IncompleteSignature`, `SignatureDoesNotMatch`,
+    /// `MissingAuthenticationToken`.
+    pub fn verify(&self, secret: &[u8], region: &str, now_millis: i64) -> Result<String> {
+        let auth = parse_authorization(self)?;
+        verify(self, &auth, secret, region, now_millis)?;
+        Ok(auth.access_key_id.to_owned())
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

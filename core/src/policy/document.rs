@@ -137,13 +137,13 @@ fn parse_kind(kind: PolicyKind, name: &str, text: &str) -> Result<Policy, Error>
         }
         compiled.push(s);
     }
-    Ok(Policy {
-        name: name.into(),
+    Ok(Policy::new(
+        name.into(),
         kind,
         id,
         variables,
-        statements: compiled.into_boxed_slice(),
-    })
+        compiled.into_boxed_slice(),
+    ))
 }
 
 fn compile_statement(

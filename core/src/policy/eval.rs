@@ -347,7 +347,7 @@ fn scan<'p>(
         deny: None,
     };
     for policy in policies {
-        for statement in &*policy.statements {
+        for statement in policy.candidates(scope.req.action) {
             let Some(principal_match) = applies(statement, scope, notes) else {
                 continue;
             };

@@ -50,9 +50,115 @@ pub struct Policy {
     id: Option<Box<str>>,
     variables: bool,
     statements: Box<[Statement]>,
+    /// Which statements can match an action of a given service.
+    index: ActionIndex,
+}
+
+/// Statements by the service of their actions, so a request looks only at statements that can
+/// name its action: those of its service, plus those with `NotAction` or a wildcard service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ActionIndex {
+    /// Lower-cased service prefix and the statements naming it, sorted by prefix.
+    by_service: Box<[ServiceStatements]>,
+    /// Statements that may match any service.
+    any_service: Box<[u32]>,
+}
+
+impl ActionIndex {
+    fn build(statements: &[Statement]) -> ActionIndex {
+        let mut by_service: Vec<(Box<str>, Vec<u32>)> = Vec::new();
+        let mut any_service = Vec::new();
+        for (i, statement) in statements.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let services: Option<Vec<String>> = if statement.not_action {
+                None
+            } else {
+                statement
+                    .actions
+                    .iter()
+                    .map(|a| {
+                        a.literal_prefix()
+                            .split_once(':')
+                            .map(|(service, _)| service.to_ascii_lowercase())
+                    })
+                    .collect()
+            };
+            let Some(mut services) = services else {
+                any_service.push(i);
+                continue;
+            };
+            services.sort_unstable();
+            services.dedup();
+            for service in services {
+                match by_service.binary_search_by(|(s, _)| (**s).cmp(service.as_str())) {
+                    Ok(at) => {
+                        if let Some((_, list)) = by_service.get_mut(at) {
+                            list.push(i);
+                        }
+                    }
+                    Err(at) => by_service.insert(at, (service.into_boxed_str(), vec![i])),
+                }
+            }
+        }
+        ActionIndex {
+            by_service: by_service
+                .into_iter()
+                .map(|(s, l)| (s, l.into_boxed_slice()))
+                .collect(),
+            any_service: any_service.into_boxed_slice(),
+        }
+    }
+
+    /// The statements that may match `action`.
+    fn candidates(&self, action: &str) -> impl Iterator<Item = usize> + '_ {
+        let service = action.split_once(':').map_or(action, |(s, _)| s);
+        let listed: &[u32] = self
+            .by_service
+            .binary_search_by(|(s, _)| cmp_ignore_ascii_case(s, service))
+            .ok()
+            .and_then(|at| self.by_service.get(at))
+            .map_or(&[], |(_, list)| list);
+        self.any_service
+            .iter()
+            .chain(listed)
+            .map(|i| usize::try_from(*i).unwrap_or(usize::MAX))
+    }
+}
+
+/// A lower-cased service prefix and the indexes of the statements naming it.
+type ServiceStatements = (Box<str>, Box<[u32]>);
+
+/// Compares `a` (already lower case) with `b` as if `b` were lower-cased.
+fn cmp_ignore_ascii_case(a: &str, b: &str) -> std::cmp::Ordering {
+    a.bytes().cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
 }
 
 impl Policy {
+    fn new(
+        name: Box<str>,
+        kind: PolicyKind,
+        id: Option<Box<str>>,
+        variables: bool,
+        statements: Box<[Statement]>,
+    ) -> Policy {
+        let index = ActionIndex::build(&statements);
+        Policy {
+            name,
+            kind,
+            id,
+            variables,
+            statements,
+            index,
+        }
+    }
+
+    /// The statements that may match `action`, in no particular order.
+    fn candidates(&self, action: &str) -> impl Iterator<Item = &Statement> {
+        self.index
+            .candidates(action)
+            .filter_map(|i| self.statements.get(i))
+    }
+
     /// Parses `document`, validating it as IAM does for a policy of `kind`. `name` identifies
     /// the policy in explanations (an ARN, or `user/alice inline policy P`).
     ///

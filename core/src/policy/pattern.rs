@@ -12,6 +12,21 @@ use super::context::Context;
 pub(crate) struct Pattern {
     tokens: Box<[Token]>,
     case_insensitive: bool,
+    /// A faster way to match common shapes, decided at compile time.
+    shape: Shape,
+}
+
+/// Common pattern shapes matched without the general algorithm.
+#[derive(Debug, Clone, PartialEq)]
+enum Shape {
+    /// `*`.
+    Any,
+    /// Literal ASCII text: equality.
+    Exact(Box<str>),
+    /// Literal ASCII text then `*`: a prefix test.
+    Prefix(Box<str>),
+    /// Anything else (variables, `?`, inner stars, non-ASCII with case folding).
+    General,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,9 +104,25 @@ impl Pattern {
             rest = rest.get(c.len_utf8()..).unwrap_or_default();
         }
         flush(&mut tokens, &mut literal);
+        let shape = match tokens.as_slice() {
+            [Token::Star] => Shape::Any,
+            [] => Shape::Exact("".into()),
+            [Token::Literal(text)] if text.is_ascii() => Shape::Exact(text.clone()),
+            [Token::Literal(text), Token::Star] if text.is_ascii() => Shape::Prefix(text.clone()),
+            _ => Shape::General,
+        };
         Pattern {
             tokens: tokens.into_boxed_slice(),
             case_insensitive: syntax.case_insensitive,
+            shape,
+        }
+    }
+
+    /// The literal text before any wildcard or variable, when the pattern starts with one.
+    pub fn literal_prefix(&self) -> &str {
+        match self.tokens.first() {
+            Some(Token::Literal(text)) => text,
+            _ => "",
         }
     }
 
@@ -106,6 +137,26 @@ impl Pattern {
     /// Does `text` match? A variable that the context cannot resolve to a single value makes
     /// the pattern match nothing, as IAM documents.
     pub fn matches(&self, text: &str, context: &Context) -> bool {
+        match &self.shape {
+            Shape::Any => return true,
+            Shape::Exact(literal) => {
+                return if self.case_insensitive {
+                    literal.eq_ignore_ascii_case(text)
+                } else {
+                    **literal == *text
+                };
+            }
+            Shape::Prefix(literal) => {
+                return text.get(..literal.len()).is_some_and(|head| {
+                    if self.case_insensitive {
+                        literal.eq_ignore_ascii_case(head)
+                    } else {
+                        **literal == *head
+                    }
+                });
+            }
+            Shape::General => {}
+        }
         if !self.variables_resolve(context) {
             return false;
         }
@@ -235,6 +286,9 @@ fn parse_variable(text: &str) -> Option<(Token, &str)> {
 pub(crate) struct ArnPattern {
     segments: Box<[Pattern]>,
     any: bool,
+    /// When the first five segments are plain text, the whole pattern as one text pattern: a
+    /// wildcard can then only be in the last segment, which takes the rest of the ARN anyway.
+    whole: Option<Pattern>,
 }
 
 impl ArnPattern {
@@ -248,9 +302,14 @@ impl ArnPattern {
         let segments: Vec<Pattern> = split_arn(text, 6)
             .map(|segment| Pattern::compile(segment, syntax))
             .collect();
+        let head_is_plain = segments.len() == 6
+            && split_arn(text, 6)
+                .take(5)
+                .all(|s| !(s.contains(['*', '?']) || variables && s.contains("${")));
         ArnPattern {
             any: text == "*",
             segments: segments.into_boxed_slice(),
+            whole: head_is_plain.then(|| Pattern::compile(text, syntax)),
         }
     }
 
@@ -258,6 +317,9 @@ impl ArnPattern {
     pub fn matches(&self, text: &str, context: &Context) -> bool {
         if self.any {
             return true;
+        }
+        if let Some(whole) = &self.whole {
+            return whole.matches(text, context);
         }
         let mut parts = split_arn(text, self.segments.len());
         for segment in &*self.segments {
