@@ -28,8 +28,9 @@ fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
+        for nibble in [b >> 4, b & 15] {
+            out.extend(DIGITS.get(usize::from(nibble)).map(|d| char::from(*d)));
+        }
     }
     out
 }
