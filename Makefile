@@ -46,6 +46,7 @@ features:
 
 rust-test:
 	scripts/with-services.sh cargo test --workspace --all-features --locked
+	cargo run -q -p codekeep-examples --example iam --locked >/dev/null
 
 header:
 	"$(CBINDGEN)" --config ffi/cbindgen.toml --crate codekeep-ffi --output include/codekeep.h ffi
@@ -60,11 +61,14 @@ c-test: staticlib
 	mkdir -p build
 	cc $(CFLAGS) ffi/tests/c/test_ffi.c $(STATICLIB) $(LDLIBS) -o build/test_ffi
 	cc $(CFLAGS) examples/c/quickstart.c $(STATICLIB) $(LDLIBS) -o build/quickstart_c
+	cc $(CFLAGS) examples/c/iam.c $(STATICLIB) $(LDLIBS) -o build/iam_c
 	c++ -Wall -Wextra -Werror -x c++ -fsyntax-only -Iinclude - <<< '#include "codekeep.h"'
 	rm -rf build/c-provider-keep && ./build/test_ffi
 	rm -rf build/c-quickstart && ./build/quickstart_c build/c-quickstart
 	rm -rf build/c-provider-keep && $(VALGRIND) ./build/test_ffi
 	rm -rf build/c-quickstart && $(VALGRIND) ./build/quickstart_c build/c-quickstart >/dev/null
+	./build/iam_c
+	$(VALGRIND) ./build/iam_c >/dev/null
 	@# Only codekeep_* may be exported from the shared library.
 	@nm -D --defined-only $(CARGO_TARGET_DIR)/debug/libcodekeep.so | awk '$$2 ~ /^[TDBR]$$/ {print $$3}' > build/exported.txt
 	@test -s build/exported.txt
