@@ -269,6 +269,14 @@ fn dispatch(
                 op.name
             )));
         }
+        #[cfg(feature = "crypto")]
+        crate::iam::note_access_key_used(
+            ctx.txn,
+            &req.principal,
+            op.iam_prefix,
+            req.region.as_str(),
+            req.time_millis,
+        )?;
         #[cfg(feature = "audit")]
         {
             let resources = std::mem::take(&mut ctx.audit_resources);

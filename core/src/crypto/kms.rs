@@ -394,6 +394,12 @@ fn load_key(ctx: &mut OpCtx<'_, '_>, key_id_input: &str) -> Result<KeyRecord> {
     }
     ctx.audit_resources
         .push(("AWS::KMS::Key".to_owned(), record.arn.clone()));
+    // The key's tags are `aws:ResourceTag/*` for the check that follows.
+    let context = ctx.context_mut();
+    context.remove_prefix("aws:ResourceTag/");
+    for (k, v) in &record.tags {
+        context.insert(&format!("aws:ResourceTag/{k}"), v);
+    }
     Ok(record)
 }
 
@@ -757,6 +763,26 @@ pub(crate) fn add_condition_keys(
     }
     if !keys.is_empty() {
         context.insert_multi("kms:EncryptionContextKeys", keys);
+    }
+    // `aws:RequestTag/*` and `aws:TagKeys` from `Tags` (CreateKey, TagResource) or `TagKeys`
+    // (UntagResource).
+    let mut tag_keys = Vec::new();
+    if let Some(tags) = input.get("Tags").and_then(Value::as_array) {
+        for tag in tags {
+            if let (Some(k), Some(v)) = (
+                tag.get("TagKey").and_then(Value::as_str),
+                tag.get("TagValue").and_then(Value::as_str),
+            ) {
+                context.insert(&format!("aws:RequestTag/{k}"), v);
+                tag_keys.push(k.to_owned());
+            }
+        }
+    }
+    if let Some(keys) = input.get("TagKeys").and_then(Value::as_array) {
+        tag_keys.extend(keys.iter().filter_map(Value::as_str).map(str::to_owned));
+    }
+    if !tag_keys.is_empty() {
+        context.insert_multi("aws:TagKeys", tag_keys);
     }
 }
 

@@ -28,6 +28,38 @@ pub(crate) struct AccessKeyRecord {
     secret_wrapped: String,
     #[serde(default)]
     pub last_used: Option<i64>,
+    #[serde(default)]
+    last_service: Option<String>,
+    #[serde(default)]
+    last_region: Option<String>,
+}
+
+/// How stale the recorded last use of a key may get before a call refreshes it: recording
+/// every call would turn every read into a write.
+const LAST_USED_GRANULARITY_MILLIS: i64 = 60_000;
+
+/// Records that access key `id` was used for `service` in `region` at `now`.
+pub(crate) fn note_used(
+    txn: &mut Txn<'_>,
+    id: &str,
+    service: &str,
+    region: &str,
+    now: i64,
+) -> Result<()> {
+    let Some(mut record) = find_access_key(txn, id)? else {
+        return Ok(());
+    };
+    let fresh = record
+        .last_used
+        .is_some_and(|t| now - t < LAST_USED_GRANULARITY_MILLIS)
+        && record.last_service.as_deref() == Some(service);
+    if !fresh {
+        record.last_used = Some(now);
+        record.last_service = Some(service.to_owned());
+        record.last_region = Some(region.to_owned());
+        txn.put_json(&global_key(id), &record)?;
+    }
+    Ok(())
 }
 
 impl AccessKeyRecord {
@@ -138,6 +170,8 @@ pub(crate) fn create_access_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Resul
         create_date: ctx.now(),
         secret_wrapped: base64::engine::general_purpose::STANDARD.encode(wrapped),
         last_used: None,
+        last_service: None,
+        last_region: None,
     };
     ctx.txn.put_json(&global_key(&id), &record)?;
     ctx.txn
@@ -211,7 +245,11 @@ pub(crate) fn get_access_key_last_used(ctx: &mut OpCtx<'_, '_>, input: &Value) -
     };
     authorize_user(ctx, &record.user)?;
     let last_used = match record.last_used {
-        Some(t) => json!({"LastUsedDate": epoch_seconds(t), "ServiceName": "N/A", "Region": "N/A"}),
+        Some(t) => json!({
+            "LastUsedDate": epoch_seconds(t),
+            "ServiceName": record.last_service.as_deref().unwrap_or("N/A"),
+            "Region": record.last_region.as_deref().unwrap_or("N/A"),
+        }),
         None => json!({"ServiceName": "N/A", "Region": "N/A"}),
     };
     Ok(json!({"UserName": record.user, "AccessKeyLastUsed": last_used}))

@@ -240,8 +240,13 @@ pub(crate) fn list_mfa_devices(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result
 
 pub(crate) fn delete_virtual_mfa_device(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let serial = required_str(input, "SerialNumber")?;
-    ctx.authorize(&[serial.to_owned()])?;
     let account = ctx.account()?.to_string();
+    if device_name(&account, serial).is_none() {
+        return Err(super::validation_error(format!(
+            "SerialNumber {serial} is not a virtual MFA device of this account"
+        )));
+    }
+    ctx.authorize(&[serial.to_owned()])?;
     let device = load_device(ctx.txn, &account, serial)?;
     if device.user.is_some() {
         return Err(delete_conflict(

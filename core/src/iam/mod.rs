@@ -370,6 +370,25 @@ pub(crate) static CREDENTIAL_OPERATIONS: &[Operation] = &[
     ),
 ];
 
+/// Records the use of the caller's long-term access key (for GetAccessKeyLastUsed).
+#[cfg(feature = "crypto")]
+pub(crate) fn note_access_key_used(
+    txn: &mut crate::store::Txn<'_>,
+    principal: &crate::api::Principal,
+    service: &str,
+    region: &str,
+    now: i64,
+) -> Result<()> {
+    match principal {
+        crate::api::Principal::User {
+            access_key_id: Some(id),
+            session: None,
+            ..
+        } => access_keys::note_used(txn, id, service, region, now),
+        _ => Ok(()),
+    }
+}
+
 /// Authenticates an access key and its secret (compared in constant time) to its user.
 #[cfg(feature = "crypto")]
 pub(crate) fn authenticate_access_key(

@@ -16,6 +16,14 @@ use crate::policy::{
 pub(crate) fn simulate_principal_policy(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let source = required_str(input, "PolicySourceArn")?;
     let account = ctx.account()?.to_string();
+    let kind = source
+        .strip_prefix(&format!("arn:aws:iam::{account}:"))
+        .and_then(|r| r.split('/').next());
+    if !matches!(kind, Some("user" | "group" | "role")) {
+        return Err(super::invalid_input(format!(
+            "PolicySourceArn {source} must be a user, group or role of this account"
+        )));
+    }
     ctx.authorize(&[source.to_owned()])?;
     let mut set = entity_policy_set(ctx, &account, source)?;
     set.identity

@@ -467,5 +467,18 @@ mod tests {
         }
         let text = format!("ssh-rsa {}", B64.encode(&blob));
         assert!(parse_key(&text).unwrap_err().message().contains("1024"));
+
+        // The same shape with a 2048-bit modulus is accepted.
+        let modulus = [&[0x00u8, 0x80][..], &[0u8; 255][..]].concat();
+        let mut blob = Vec::new();
+        for part in [&b"ssh-rsa"[..], &[1u8, 0, 1][..], &modulus[..]] {
+            blob.extend_from_slice(&u32::try_from(part.len()).unwrap().to_be_bytes());
+            blob.extend_from_slice(part);
+        }
+        let key = parse_key(&format!("ssh-rsa {} c", B64.encode(&blob))).unwrap();
+        assert_eq!(key.algorithm, "ssh-rsa");
+        assert!(pem_of(&key.blob).unwrap().starts_with(
+            "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAgAAA"
+        ));
     }
 }

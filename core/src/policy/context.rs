@@ -99,6 +99,12 @@ impl Context {
         }
     }
 
+    /// Removes every key starting with `prefix` (any case), e.g. `aws:ResourceTag/`.
+    pub fn remove_prefix(&mut self, prefix: &str) {
+        let prefix = prefix.to_ascii_lowercase();
+        self.entries.retain(|(k, _)| !k.starts_with(&prefix));
+    }
+
     /// The value of `key` (any case).
     pub fn get(&self, key: &str) -> Option<&ContextValue> {
         if key.bytes().any(|b| b.is_ascii_uppercase()) {

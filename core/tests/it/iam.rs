@@ -420,6 +420,13 @@ fn access_keys_authenticate_until_deactivated_or_deleted() {
     );
     let last = &keep.audit().recent(1).unwrap()[0];
     assert_eq!(last["userIdentity"]["accessKeyId"], id);
+    let used = iam
+        .call("GetAccessKeyLastUsed", json!({"AccessKeyId": id}))
+        .unwrap();
+    assert_eq!(used["UserName"], "ci");
+    assert_eq!(used["AccessKeyLastUsed"]["ServiceName"], "iam");
+    assert_eq!(used["AccessKeyLastUsed"]["Region"], "us-east-1");
+    assert!(used["AccessKeyLastUsed"]["LastUsedDate"].is_number());
 
     let wrong = keep.client("iam", Caller::access_key(id, "wrong")).unwrap();
     assert_eq!(
@@ -554,4 +561,55 @@ fn every_operation_declares_an_action_and_resource_types() {
     let value: Value =
         serde_json::to_value(catalog.iter().map(|o| &o.action).collect::<Vec<_>>()).unwrap();
     assert!(value.as_array().unwrap().contains(&json!("iam:CreateUser")));
+}
+
+#[test]
+fn tags_reach_conditions_as_resource_and_request_tags() {
+    let (keep, account, iam) = keep_with_account("iam");
+    let kms_root = keep
+        .client("kms", Caller::account_root(account.parse().unwrap()))
+        .unwrap();
+    let tagged = |env: &str| {
+        kms_root
+            .call(
+                "CreateKey",
+                json!({"Tags": [{"TagKey": "env", "TagValue": env}]}),
+            )
+            .unwrap()["KeyMetadata"]["KeyId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (dev, prod) = (tagged("dev"), tagged("prod"));
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kms:Encrypt", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/env": "dev"}}},
+        {"Effect": "Allow", "Action": "kms:CreateKey", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:RequestTag/team": "red"}, "ForAllValues:StringEquals": {"aws:TagKeys": ["team"]}}}]});
+    iam.call("CreateUser", json!({"UserName": "app"})).unwrap();
+    iam.call(
+        "PutUserPolicy",
+        json!({"UserName": "app", "PolicyName": "tags", "PolicyDocument": policy.to_string()}),
+    )
+    .unwrap();
+    let app = user_client(&keep, &account, "app", "kms");
+    app.call("Encrypt", json!({"KeyId": dev, "Plaintext": "aGk="}))
+        .unwrap();
+    assert_eq!(
+        code(app.call("Encrypt", json!({"KeyId": prod, "Plaintext": "aGk="}))),
+        "AccessDeniedException"
+    );
+    assert_eq!(
+        code(app.call("CreateKey", json!({}))),
+        "AccessDeniedException"
+    );
+    assert_eq!(
+        code(app.call("CreateKey", json!({"Tags": [{"TagKey": "team", "TagValue": "red"}, {"TagKey": "env", "TagValue": "x"}]}))),
+        "AccessDeniedException"
+    );
+    app.call(
+        "CreateKey",
+        json!({"Tags": [{"TagKey": "team", "TagValue": "red"}]}),
+    )
+    .unwrap();
 }
