@@ -48,6 +48,12 @@ def test_a_user_in_a_group_is_allowed_and_denied_with_reasons(keep):
     assert allowed["MatchedStatements"][0]["SourcePolicyId"].endswith("inline policy list")
     with pytest.raises(iam.exceptions.MalformedPolicyDocument):
         iam.create_policy(PolicyName="bad", PolicyDocument='{"Statement": []}')
+    # boto3's names for IAM's error shapes catch the same errors.
+    with pytest.raises(iam.exceptions.NoSuchEntityException) as missing:
+        iam.get_user(UserName="nobody")
+    assert missing.value.response["Error"]["Code"] == "NoSuchEntity"
+    with pytest.raises(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_user(UserName="ALICE")
 
 
 def test_mfa_codes_from_pyotp_and_a_cross_account_role(keep):

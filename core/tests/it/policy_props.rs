@@ -603,3 +603,46 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Untrusted documents never panic the parser: any text, and JSON shaped like a policy
+    /// with arbitrary strings where IAM expects actions, ARNs, operators and values, parse to a
+    /// policy or to `MalformedPolicyDocument`.
+    #[test]
+    fn parsing_never_panics(
+        text in ".{0,200}",
+        action in ".{0,40}",
+        resource in ".{0,60}",
+        operator in ".{0,30}",
+        key in ".{0,30}",
+        value in ".{0,40}",
+    ) {
+        for kind in [PolicyKind::Identity, PolicyKind::Resource, PolicyKind::Trust, PolicyKind::ServiceControl] {
+            if let Err(e) = Policy::parse(kind, "p", &text) {
+                prop_assert!(e.code().starts_with("MalformedPolicyDocument"), "{}", e);
+            }
+            let doc = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": "*", "Action": action, "Resource": resource,
+                "Condition": {operator.clone(): {key.clone(): value.clone()}}}]});
+            if let Ok(policy) = Policy::parse(kind, "p", &doc.to_string()) {
+                // A policy that parses also evaluates without panicking.
+                let principal = PrincipalInfo::from_arn("arn:aws:iam::111122223333:user/alice").unwrap();
+                let mut context = Context::new();
+                context.insert(&key, &value);
+                let set = PolicySet { identity: vec![std::sync::Arc::new(policy)], ..PolicySet::default() };
+                let req = Request {
+                    principal: &principal,
+                    action: &action,
+                    resource: &resource,
+                    resource_account: None,
+                    context: &context,
+                    resource_policy: None,
+                    resource_policy_required: false,
+                };
+                let _ = evaluate(&set, &req);
+            }
+        }
+    }
+}

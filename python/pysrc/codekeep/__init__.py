@@ -71,15 +71,43 @@ def _snake_to_pascal(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 
+# IAM's and STS's error shapes are named `...Exception` in boto3 while the error codes are not
+# (`NoSuchEntityException` is raised with code `NoSuchEntity`): the names boto3 users write.
+_QUERY_PROTOCOL_SHAPES: dict[str, dict[str, str]] = {
+    "iam": {
+        "NoSuchEntityException": "NoSuchEntity",
+        "EntityAlreadyExistsException": "EntityAlreadyExists",
+        "DeleteConflictException": "DeleteConflict",
+        "LimitExceededException": "LimitExceeded",
+        "MalformedPolicyDocumentException": "MalformedPolicyDocument",
+        "InvalidInputException": "InvalidInput",
+        "UnmodifiableEntityException": "UnmodifiableEntity",
+        "InvalidAuthenticationCodeException": "InvalidAuthenticationCode",
+        "InvalidPublicKeyException": "InvalidPublicKey",
+        "UnrecognizedPublicKeyEncodingException": "UnrecognizedPublicKeyEncoding",
+        "DuplicateSSHPublicKeyException": "DuplicateSSHPublicKey",
+        "ServiceNotSupportedException": "NotSupportedService",
+    },
+    "sts": {
+        "MalformedPolicyDocumentException": "MalformedPolicyDocument",
+        "PackedPolicyTooLargeException": "PackedPolicyTooLarge",
+        "ExpiredTokenException": "ExpiredToken",
+    },
+}
+
+
 class _Exceptions:
     """``client.exceptions.NotFoundException`` and friends, as boto3 offers them."""
 
     ClientError = ClientError
 
+    def __init__(self, service: str = "") -> None:
+        self._shapes = _QUERY_PROTOCOL_SHAPES.get(service, {})
+
     def __getattr__(self, code: str) -> type[ClientError]:
         if not re.fullmatch(r"[A-Z][A-Za-z]*", code):
             raise AttributeError(code)
-        return error_class(code)
+        return error_class(self._shapes.get(code, code))
 
 
 class Client:
@@ -87,7 +115,7 @@ class Client:
 
     def __init__(self, native: Any) -> None:
         self._native = native
-        self.exceptions = _Exceptions()
+        self.exceptions = _Exceptions(str(native.service))
         # boto3's snake_case names, acronyms included (`create_virtual_mfa_device` is
         # `CreateVirtualMFADevice`): matched without case and underscores.
         self._operations = {op.lower(): op for op in native.operation_names()}
