@@ -49,6 +49,8 @@ pub(crate) struct KeepInner {
     pub audit: crate::audit::AuditKeys,
     #[cfg(feature = "crypto")]
     pub token_key: crate::iam::TokenKey,
+    #[cfg(feature = "crypto")]
+    pub mfa_throttle: crate::iam::MfaThrottle,
 }
 
 /// Builds a [`Keep`] from chosen parts; anything not set gets the embedded default.
@@ -146,6 +148,8 @@ impl KeepBuilder {
             audit,
             #[cfg(feature = "crypto")]
             token_key,
+            #[cfg(feature = "crypto")]
+            mfa_throttle: crate::iam::MfaThrottle::default(),
         };
         Ok(Keep {
             inner: Arc::new(inner),
@@ -375,6 +379,11 @@ pub(crate) static ORGANIZATION_OPERATIONS: &[Operation] = &[
 ];
 
 const ORG_ROOT: &str = "arn:aws:organizations::000000000000:root/o-codekeep/r-root";
+
+/// Does the keep have the account `id`? (Callers of accounts that do not exist are refused.)
+pub(crate) fn account_exists(txn: &mut crate::store::Txn<'_>, id: &str) -> Result<bool> {
+    Ok(txn.get(&account_key(id))?.is_some())
+}
 
 fn account_key(id: &str) -> Key {
     Key::new("org").push("account").push(id)

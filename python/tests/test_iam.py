@@ -126,8 +126,14 @@ def test_sigv4_signatures_made_by_botocore_are_verified(keep):
     assert client.get_user()["User"]["UserName"] == "ci"
 
     # A query string with characters that need encoding, and a path.
-    signed = sign("GET", "https://iam.amazonaws.com/a%20b/?Marker=x%2Fy&Action=GetUser", b"", creds)
-    assert keep.client("iam", signed_request=signed).get_user()["User"]["UserName"] == "ci"
+    signed = sign("GET", "https://iam.amazonaws.com/a%20b/?UserName=ci&Action=GetUser&Version=2010-05-08", b"", creds)
+    assert keep.client("iam", signed_request=signed).get_user(UserName="ci")["User"]["UserName"] == "ci"
+    # A signature proves one request: not another operation, nor other input.
+    with pytest.raises(codekeep.ClientError) as other_call:
+        keep.client("iam", signed_request=signed).get_user(UserName="someone-else")
+    assert other_call.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    with pytest.raises(codekeep.ClientError):
+        keep.client("iam", signed_request=signed).list_users()
 
     tampered = dict(signed, Body=b"Action=CreateUser")
     with pytest.raises(codekeep.ClientError) as bad:
@@ -146,9 +152,16 @@ def test_sigv4_signatures_made_by_botocore_are_verified(keep):
                                               "SecretAccessKey": key["SecretAccessKey"]}).get_session_token()
     temp = session["Credentials"]
     temp_creds = Credentials(temp["AccessKeyId"], temp["SecretAccessKey"], temp["SessionToken"])
-    signed = sign("POST", "https://iam.amazonaws.com/", body, temp_creds)
+    signed = sign("POST", "https://sts.amazonaws.com/", b"Action=GetCallerIdentity&Version=2011-06-15",
+                  temp_creds, service="sts")
     assert any(k.lower() == "x-amz-security-token" for k, _ in signed["Headers"])
-    assert keep.client("iam", signed_request=signed).get_user()["User"]["UserName"] == "ci"
+    who = keep.client("sts", signed_request=signed).get_caller_identity()
+    assert who["Arn"] == f"arn:aws:iam::{account}:user/ci"
+    # Without MFA, such credentials may not call IAM.
+    signed = sign("POST", "https://iam.amazonaws.com/", body, temp_creds)
+    with pytest.raises(codekeep.ClientError) as no_mfa:
+        keep.client("iam", signed_request=signed).get_user()
+    assert no_mfa.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
 def test_git_credentials_and_ssh_keys(keep):

@@ -63,6 +63,10 @@ impl AuthzState {
             return Ok(());
         }
         let set = self.policy_set(keep, txn, req)?;
+        if let Some(reason) = session_restriction(&req.principal, action) {
+            let resource = resources.first().map_or("*", String::as_str);
+            return Err(access_denied(&req.principal, action, resource, reason));
+        }
         let principal = req.principal.policy_principal();
         let unauthenticated = matches!(req.principal, Principal::Unauthenticated { .. });
         for resource in resources {
@@ -137,6 +141,47 @@ impl AuthzState {
         };
         Ok(evaluate(&set, &request).is_allowed())
     }
+}
+
+/// Global keys that describe the caller and its transport: only the request sets them.
+const CALLER_KEYS: &[&str] = &[
+    "aws:CurrentTime",
+    "aws:EpochTime",
+    "aws:MultiFactorAuthAge",
+    "aws:MultiFactorAuthPresent",
+    "aws:PrincipalAccount",
+    "aws:PrincipalArn",
+    "aws:PrincipalType",
+    "aws:RequestedRegion",
+    "aws:SecureTransport",
+    "aws:SourceIdentity",
+    "aws:SourceIp",
+    "aws:TokenIssueTime",
+    "aws:UserAgent",
+    "aws:userid",
+    "aws:username",
+];
+
+/// What GetSessionToken credentials may not do whatever their policies say: without MFA, call
+/// IAM; in STS, anything but AssumeRole and GetCallerIdentity.
+fn session_restriction(principal: &Principal, action: &str) -> Option<&'static str> {
+    let Principal::User {
+        session: Some(facts),
+        ..
+    } = principal
+    else {
+        return None;
+    };
+    let (service, name) = action.split_once(':').unwrap_or((action, ""));
+    if service.eq_ignore_ascii_case("iam") && facts.mfa_at.is_none() {
+        return Some("because credentials from GetSessionToken call IAM only with MFA");
+    }
+    if service.eq_ignore_ascii_case("sts") && !name.eq_ignore_ascii_case("AssumeRole") {
+        return Some(
+            "because credentials from GetSessionToken call only AssumeRole and GetCallerIdentity in STS",
+        );
+    }
+    None
 }
 
 /// Is `resource` one of the declared resource types?
@@ -229,13 +274,21 @@ pub(crate) fn authorize_explained(
     keep.meta.read(|txn| {
         let principal = caller.resolve(txn, keep)?;
         let req = caller.request_context(principal, now, keep.region.clone());
-        let mut context = base_context(&req);
-        for key in extra.keys() {
-            if let Some(value) = extra.get(key) {
-                match value {
-                    crate::policy::ContextValue::Single(v) => context.insert(key, v),
-                    crate::policy::ContextValue::Multi(vs) => context.insert_multi(key, vs.iter()),
+        // The caller's keys come from the request, not from `extra`: extra keys that name
+        // them (`aws:SourceIp`, `aws:PrincipalTag/...`) are overwritten.
+        let base = base_context(&req);
+        let mut context = extra.clone();
+        context.remove_prefix("aws:PrincipalTag/");
+        for key in CALLER_KEYS {
+            context.remove(key);
+        }
+        for key in base.keys() {
+            match base.get(key) {
+                Some(crate::policy::ContextValue::Single(v)) => context.insert(key, v),
+                Some(crate::policy::ContextValue::Multi(vs)) => {
+                    context.insert_multi(key, vs.iter());
                 }
+                None => {}
             }
         }
         let resource_account = resource_account(resource);

@@ -253,6 +253,26 @@ impl Caller {
         Ok(self)
     }
 
+    /// Refuses a call that is not the one a signed request signed (other identities prove who
+    /// is calling, not what the call is, so any call may use them).
+    pub(crate) fn check_binding(
+        &self,
+        service: &str,
+        operation: &str,
+        input: &Value,
+    ) -> Result<()> {
+        match &self.identity {
+            #[cfg(feature = "crypto")]
+            Identity::Signed(request) => {
+                crate::iam::sigv4::check_binding(request, service, operation, input)
+            }
+            _ => {
+                let _ = (service, operation, input);
+                Ok(())
+            }
+        }
+    }
+
     /// Resolves the identity to the principal it is now: checks that the user still exists,
     /// that the access key is active and its secret right.
     pub(crate) fn resolve(
@@ -261,7 +281,14 @@ impl Caller {
         keep: &crate::keep::KeepInner,
     ) -> Result<Principal> {
         match &self.identity {
-            Identity::AccountRoot(account) => Ok(Principal::Root(account.clone())),
+            Identity::AccountRoot(account) => {
+                // Only accounts of the keep have a root user (the organization's own id,
+                // 000000000000, is not one).
+                if !crate::keep::account_exists(txn, account.as_str())? {
+                    return Err(invalid_token(account.as_str()));
+                }
+                Ok(Principal::Root(account.clone()))
+            }
             Identity::KeepAdmin => Ok(Principal::KeepAdmin),
             Identity::IamUser { account, name } => {
                 let user = crate::iam::users::load_user(txn, account.as_str(), name)?;

@@ -220,7 +220,10 @@ fn dispatch(
     input: &Value,
 ) -> Result<Value> {
     let now = keep.clock.now_millis();
-    let principal = match keep.meta.read(|txn| caller.resolve(txn, keep)) {
+    let principal = match caller
+        .check_binding(op.iam_prefix, op.name, input)
+        .and_then(|()| keep.meta.read(|txn| caller.resolve(txn, keep)))
+    {
         Ok(principal) => principal,
         Err(err) => {
             let req =

@@ -146,6 +146,9 @@ struct KeyRecord {
     versions: Vec<KeyVersion>,
     policy: String,
     tags: BTreeMap<String, String>,
+    /// `AWS` for an AWS managed key (`alias/aws/<service>`); absent for customer keys.
+    #[serde(default)]
+    manager: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,7 +253,7 @@ impl KeyRecord {
             "KeyUsage": "ENCRYPT_DECRYPT",
             "KeyState": self.state.as_str(),
             "Origin": "AWS_KMS",
-            "KeyManager": "CUSTOMER",
+            "KeyManager": self.manager.as_deref().unwrap_or("CUSTOMER"),
             "CustomerMasterKeySpec": "SYMMETRIC_DEFAULT",
             "KeySpec": "SYMMETRIC_DEFAULT",
             "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
@@ -633,8 +636,19 @@ fn decrypt_blob(
         }
     }
     ctx.authorize_as(action, std::slice::from_ref(&record.arn))?;
+    let body = open_parsed(ctx, &record, &parsed, context)?;
+    Ok((record, body))
+}
+
+/// Decrypts a parsed blob under `record` (which it names).
+fn open_parsed(
+    ctx: &OpCtx<'_, '_>,
+    record: &KeyRecord,
+    parsed: &ParsedBlob<'_>,
+    context: &EncryptionContext,
+) -> Result<Zeroizing<Vec<u8>>> {
     record.check_usable()?;
-    let key = material(ctx, &record, parsed.version)?;
+    let key = material(ctx, record, parsed.version)?;
     let mut body = Zeroizing::new(parsed.body.to_vec());
     let n = key
         .open_in_place(
@@ -645,7 +659,124 @@ fn decrypt_blob(
         .map_err(|_| invalid_ciphertext())?
         .len();
     body.truncate(n);
-    Ok((record, body))
+    Ok(body)
+}
+
+// ---- AWS managed keys: services encrypt the caller's data under them ----
+
+/// Encrypts `plaintext` under the caller's account's AWS managed key for `service`
+/// (`alias/aws/<service>`), creating the key on first use. The service acts on the caller's
+/// behalf, as AWS services use their managed keys; the key policy lets customers read the key's
+/// metadata but neither use it directly nor change it.
+pub(crate) fn encrypt_for_service(
+    ctx: &mut OpCtx<'_, '_>,
+    service: &str,
+    context: &EncryptionContext,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let record = managed_key(ctx, service)?;
+    record.check_usable()?;
+    encrypt_with(ctx, &record, context, plaintext)
+}
+
+/// Decrypts a blob made by [`encrypt_for_service`]: it must name an AWS managed key of the
+/// caller's account.
+pub(crate) fn decrypt_for_service(
+    ctx: &mut OpCtx<'_, '_>,
+    blob: &[u8],
+    context: &EncryptionContext,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let parsed = parse_blob(blob)?;
+    let account = ctx.account()?.to_string();
+    let key_id = parsed
+        .arn
+        .rsplit_once(":key/")
+        .map(|(_, id)| id.to_owned())
+        .ok_or_else(invalid_ciphertext)?;
+    let record: KeyRecord = ctx
+        .txn
+        .get_json(&key_key(&account, &key_id))?
+        .filter(|r: &KeyRecord| r.arn == parsed.arn && r.manager.as_deref() == Some("AWS"))
+        .ok_or_else(invalid_ciphertext)?;
+    open_parsed(ctx, &record, &parsed, context)
+}
+
+fn managed_key(ctx: &mut OpCtx<'_, '_>, service: &str) -> Result<KeyRecord> {
+    let account = ctx.account()?.to_string();
+    let alias_name = format!("alias/aws/{service}");
+    if let Some(alias) = ctx
+        .txn
+        .get_json::<AliasRecord>(&alias_key(&account, &alias_name))?
+    {
+        return ctx
+            .txn
+            .get_json(&key_key(&account, &alias.target_key_id))?
+            .ok_or_else(|| Error::storage(format!("{alias_name} names a missing key")));
+    }
+    let key_id = crate::id::uuid_v4();
+    let now = ctx.now();
+    let mut record = KeyRecord {
+        arn: key_arn(ctx, &account, &key_id),
+        key_id: key_id.clone(),
+        account: account.clone(),
+        description: format!(
+            "Default key that protects my {service} data when no other key is defined"
+        ),
+        created: now,
+        state: KeyState::Enabled,
+        deletion_date: None,
+        pending_window_days: None,
+        // AWS rotates its managed keys every year.
+        rotation_enabled: true,
+        rotation_period_days: 365,
+        next_rotation: Some(now + 365 * DAY_MS),
+        versions: Vec::new(),
+        policy: managed_key_policy(&account, service),
+        tags: BTreeMap::new(),
+        manager: Some("AWS".to_owned()),
+    };
+    add_version(ctx, &mut record, "")?;
+    save_key(ctx, &record)?;
+    ctx.txn.put_json(
+        &alias_key(&account, &alias_name),
+        &AliasRecord {
+            name: alias_name.clone(),
+            target_key_id: key_id,
+            created: now,
+            updated: now,
+        },
+    )?;
+    Ok(record)
+}
+
+/// The key policy AWS gives its managed keys: use only through the service, metadata for the
+/// account.
+fn managed_key_policy(account: &str, service: &str) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Id": format!("auto-{service}-1"),
+        "Statement": [
+            {
+                "Sid": format!("Allow access through {service} for all principals in the account that are authorized to use {service}"),
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {
+                    "kms:CallerAccount": account,
+                    "kms:ViaService": format!("{service}.amazonaws.com"),
+                }},
+            },
+            {
+                "Sid": "Allow direct access to key metadata to the account",
+                "Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+                "Action": ["kms:Describe*", "kms:Get*", "kms:List*"],
+                "Resource": "*",
+            },
+        ],
+    })
+    .to_string()
 }
 
 fn context_member(input: &Value, name: &str) -> Result<EncryptionContext> {
@@ -911,6 +1042,7 @@ fn create_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
         versions: Vec::new(),
         policy,
         tags,
+        manager: None,
     };
     add_version(ctx, &mut record, "")?;
     save_key(ctx, &record)?;

@@ -18,6 +18,9 @@ pub use envelope::{
     EncryptionContext, EnvelopeHeader, EnvelopeOpener, MAX_KEY_REF_LEN, OpenReader, RangeSource,
     SEGMENT_SIZE, SealWriter, open_bytes, seal_bytes,
 };
-pub(crate) use kms::{KMS_OPERATIONS, add_condition_keys, key_policy, sweep_deleted_keys};
+pub(crate) use kms::{
+    KMS_OPERATIONS, add_condition_keys, decrypt_for_service, encrypt_for_service, key_policy,
+    sweep_deleted_keys,
+};
 pub(crate) use provider::PBKDF2_ITERATIONS;
 pub use provider::{KeyProvider, MasterKeyProvider};

@@ -1,6 +1,6 @@
-//! Virtual MFA devices: TOTP seeds kept wrapped by the keep's key provider (the root of trust
-//! that also wraps KMS key material), enabled with two consecutive codes, each code accepted
-//! at most once.
+//! Virtual MFA devices: TOTP seeds sealed with KMS under the account's AWS managed key
+//! `alias/aws/iam` (bound to the device's serial number by the encryption context), enabled
+//! with two consecutive codes, each code accepted at most once.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -16,11 +16,12 @@ use super::{
 };
 use crate::api::{OpCtx, optional_str, required_str};
 use crate::clock::epoch_seconds;
+use crate::crypto::EncryptionContext;
 use crate::error::{Error, ErrorKind, Result};
-use crate::keep::KeepInner;
 use crate::store::{Key, Txn};
 
-const WRAP_LABEL: &str = "codekeep iam mfa seed v1 ";
+/// The encryption context that binds a sealed seed to its device.
+const CONTEXT_KEY: &str = "aws:iam:mfa-serial";
 const SEED_BYTES: usize = 40;
 
 /// A stored virtual MFA device.
@@ -29,8 +30,8 @@ pub(crate) struct MfaRecord {
     pub serial: String,
     name: String,
     create_date: i64,
-    /// The seed, wrapped by the key provider (base64).
-    seed_wrapped: String,
+    /// The seed, a KMS ciphertext under `alias/aws/iam` (base64).
+    seed_sealed: String,
     /// The user it is enabled for.
     pub user: Option<String>,
     enable_date: Option<i64>,
@@ -64,26 +65,58 @@ pub(crate) fn load_device(txn: &mut Txn<'_>, account: &str, serial: &str) -> Res
         .ok_or_else(missing)
 }
 
-fn seed(keep: &KeepInner, device: &MfaRecord) -> Result<Zeroizing<Vec<u8>>> {
-    let wrapped = B64
-        .decode(&device.seed_wrapped)
+fn seed_context(serial: &str) -> EncryptionContext {
+    EncryptionContext::new().with(CONTEXT_KEY, serial)
+}
+
+fn seed(ctx: &mut OpCtx<'_, '_>, device: &MfaRecord) -> Result<Zeroizing<Vec<u8>>> {
+    let sealed = B64
+        .decode(&device.seed_sealed)
         .map_err(|_| Error::storage("stored MFA seed is not base64"))?;
-    keep.key_provider.unwrap(
-        &wrapped,
-        format!("{WRAP_LABEL}{}", device.serial).as_bytes(),
-    )
+    crate::crypto::decrypt_for_service(ctx, &sealed, &seed_context(&device.serial))
+}
+
+/// Failed codes a device may see in a window before it refuses every code until the window
+/// ends: one guess in ~333,000 succeeds (three valid codes per step), so guessing must be slow.
+const MAX_FAILURES: u32 = 10;
+const FAILURE_WINDOW_MILLIS: i64 = 10 * 60 * 1000;
+
+/// Failed code attempts per device, in memory: a failed call rolls its transaction back, so the
+/// count cannot live in the store.
+#[derive(Debug, Default)]
+pub(crate) struct MfaThrottle(std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>);
+
+impl MfaThrottle {
+    fn locked(&self, serial: &str, now: i64) -> bool {
+        self.0.lock().map_or(true, |m| {
+            m.get(serial)
+                .is_some_and(|(start, n)| now - start < FAILURE_WINDOW_MILLIS && *n >= MAX_FAILURES)
+        })
+    }
+
+    fn record(&self, serial: &str, now: i64, failed: bool) {
+        if let Ok(mut m) = self.0.lock() {
+            if !failed {
+                m.remove(serial);
+                return;
+            }
+            let entry = m.entry(serial.to_owned()).or_insert((now, 0));
+            if now - entry.0 >= FAILURE_WINDOW_MILLIS {
+                *entry = (now, 0);
+            }
+            entry.1 += 1;
+        }
+    }
 }
 
 /// Checks a code from `user`'s enabled device `serial` and uses it up. The MFA failure is an
 /// `AccessDenied`, as STS reports it.
 pub(crate) fn verify_code(
-    keep: &KeepInner,
-    txn: &mut Txn<'_>,
+    ctx: &mut OpCtx<'_, '_>,
     account: &str,
     user: &str,
     serial: &str,
     code: &str,
-    now_millis: i64,
 ) -> Result<()> {
     let failed = || {
         Error::aws(
@@ -93,18 +126,40 @@ pub(crate) fn verify_code(
         )
         .with_status(403)
     };
-    let mut device = load_device(txn, account, serial).map_err(|_| failed())?;
+    let mut device = load_device(ctx.txn, account, serial).map_err(|_| failed())?;
     if device.user.as_deref().map(lower) != Some(lower(user)) {
         return Err(failed());
     }
-    let seed = seed(keep, &device)?;
-    let now_step = totp::step_at(now_millis.div_euclid(1000));
-    let step = totp::find_step(&seed, now_step, code).ok_or_else(failed)?;
-    if device.last_step.is_some_and(|last| step <= last) {
+    let now = ctx.now();
+    if ctx.keep.mfa_throttle.locked(serial, now) {
         return Err(failed());
     }
+    let seed = seed(ctx, &device)?;
+    let now_step = totp::step_at(now.div_euclid(1000));
+    let step = totp::find_step(&seed, now_step, code)
+        .filter(|s| device.last_step.is_none_or(|last| *s > last));
+    ctx.keep.mfa_throttle.record(serial, now, step.is_none());
+    let step = step.ok_or_else(failed)?;
     device.last_step = Some(step);
-    txn.put_json(&device_key(account, &device.name), &device)
+    ctx.txn
+        .put_json(&device_key(account, &device.name), &device)
+}
+
+/// Keeps the owner of a renamed user's devices current.
+pub(crate) fn rename_owner(
+    txn: &mut Txn<'_>,
+    account: &str,
+    lname: &str,
+    name: &str,
+) -> Result<()> {
+    for (k, _) in txn.scan_prefix(&key(account, &["user-mfa", lname]), None, usize::MAX)? {
+        let serial = k.last().unwrap_or_default();
+        if let Ok(mut device) = load_device(txn, account, &serial) {
+            device.user = Some(name.to_owned());
+            txn.put_json(&device_key(account, &device.name), &device)?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn create_virtual_mfa_device(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
@@ -123,15 +178,12 @@ pub(crate) fn create_virtual_mfa_device(ctx: &mut OpCtx<'_, '_>, input: &Value) 
     }
     let mut raw = Zeroizing::new([0u8; SEED_BYTES]);
     crate::id::fill_secret(&mut raw[..])?;
-    let wrapped = ctx
-        .keep
-        .key_provider
-        .wrap(&raw[..], format!("{WRAP_LABEL}{serial}").as_bytes())?;
+    let sealed = crate::crypto::encrypt_for_service(ctx, "iam", &seed_context(&serial), &raw[..])?;
     let device = MfaRecord {
         serial: serial.clone(),
         name: name.to_owned(),
         create_date: ctx.now(),
-        seed_wrapped: B64.encode(wrapped),
+        seed_sealed: B64.encode(sealed),
         user: None,
         enable_date: None,
         last_step: None,
@@ -165,7 +217,7 @@ pub(crate) fn enable_mfa_device(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Resul
         )
         .with_status(403)
     };
-    let seed = seed(ctx.keep, &device)?;
+    let seed = seed(ctx, &device)?;
     let now_step = totp::step_at(ctx.now().div_euclid(1000));
     // Two consecutive codes: the first for some recent step, the second for the next one.
     let first = (now_step - 2..=now_step)

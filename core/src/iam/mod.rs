@@ -26,6 +26,8 @@ pub(crate) mod sts;
 mod totp;
 pub(crate) mod users;
 
+#[cfg(feature = "crypto")]
+pub(crate) use mfa::MfaThrottle;
 pub(crate) use scp::SCP_OPERATIONS;
 #[cfg(feature = "crypto")]
 pub(crate) use sts::{STS_OPERATIONS, TokenKey};

@@ -116,7 +116,8 @@ enum PolicyRef {
 fn resolve(txn: &mut Txn<'_>, account: &str, arn: &str) -> Result<PolicyRef> {
     let missing = || no_such_entity(format!("Policy {arn} does not exist or is not attachable."));
     if let Some(name) = arn.strip_prefix("arn:aws:iam::aws:policy/") {
-        let name = name.rsplit('/').next().unwrap_or(name);
+        // Exactly the policy's ARN: a path would let `ArnLike iam:PolicyARN` conditions be
+        // matched by one name while another policy is attached.
         return AWS_MANAGED
             .iter()
             .find(|(n, _)| *n == name)
@@ -321,6 +322,8 @@ pub(crate) fn delete_policy(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Va
         ctx.txn.delete(&k)?;
     }
     ctx.txn.delete(&policy_key(&account, &record.name))?;
+    // Role sessions may name it as a session policy.
+    super::authz::bump_generation(ctx.txn, &account)?;
     ctx.audit_resources
         .push(("AWS::IAM::Policy".into(), record.arn));
     Ok(json!({}))
@@ -834,7 +837,13 @@ pub(crate) fn list_role_policies(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Resu
 
 // ---- permissions boundaries ----
 
-fn adjust_boundary_usage(txn: &mut Txn<'_>, account: &str, arn: &str, delta: i64) -> Result<()> {
+/// Counts a user or role that uses (`delta` 1) or stops using (-1) `arn` as its boundary.
+pub(crate) fn adjust_boundary_usage(
+    txn: &mut Txn<'_>,
+    account: &str,
+    arn: &str,
+    delta: i64,
+) -> Result<()> {
     if let Ok(PolicyRef::Local(mut record)) = resolve(txn, account, arn) {
         record.boundary_usage_count = (record.boundary_usage_count + delta).max(0);
         txn.put_json(&policy_key(account, &record.name), &record)?;

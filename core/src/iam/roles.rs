@@ -136,6 +136,7 @@ pub(crate) fn create_role(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
     }
     if let Some(b) = &boundary {
         super::policies::check_boundary(ctx.txn, &account, b)?;
+        super::policies::adjust_boundary_usage(ctx.txn, &account, b, 1)?;
     }
     let role = RoleRecord {
         name: name.to_owned(),
@@ -208,6 +209,9 @@ pub(crate) fn delete_role(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
         }
     }
     ctx.txn.delete(&role_key(&account, name))?;
+    if let Some(b) = &role.boundary {
+        super::policies::adjust_boundary_usage(ctx.txn, &account, b, -1)?;
+    }
     super::authz::bump_generation(ctx.txn, &account)?;
     ctx.audit_resources
         .push(("AWS::IAM::Role".into(), role.arn));

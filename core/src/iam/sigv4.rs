@@ -204,6 +204,18 @@ pub(crate) fn verify(
         )
         .with_status(403));
     }
+    if let Some(claimed) = request.header("x-amz-content-sha256")
+        && claimed != "UNSIGNED-PAYLOAD"
+        && !claimed
+            .eq_ignore_ascii_case(&hex(digest::digest(&digest::SHA256, &request.body).as_ref()))
+    {
+        return Err(Error::aws(
+            ErrorKind::AccessDenied,
+            "XAmzContentSHA256Mismatch",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        )
+        .with_status(400));
+    }
     let canonical = canonical_request(request, &auth.signed_headers)?;
     let scope = format!(
         "{}/{}/{}/aws4_request",
@@ -224,6 +236,114 @@ pub(crate) fn verify(
         Ok(())
     } else {
         Err(mismatch())
+    }
+}
+
+/// Checks that a signed request is the call being made with it: its credential scope names
+/// `service`, and it carries `operation` and `input` (the JSON body with `X-Amz-Target` for
+/// JSON-protocol services, the form or query parameters with `Action` for IAM and STS). A
+/// signature proves one request; it must not authorize another.
+pub(crate) fn check_binding(
+    request: &SignedRequest,
+    service: &str,
+    operation: &str,
+    input: &serde_json::Value,
+) -> Result<()> {
+    let mismatch = |why: &str| {
+        Error::aws(
+            ErrorKind::AccessDenied,
+            "SignatureDoesNotMatch",
+            format!("The signed request is not this call: {why}"),
+        )
+        .with_status(403)
+    };
+    let auth = parse_authorization(request)?;
+    if auth.service != service {
+        return Err(mismatch(&format!(
+            "it is scoped to {}, not {service}",
+            auth.service
+        )));
+    }
+    if let Some(target) = request.header("x-amz-target") {
+        let named = target.rsplit('.').next().unwrap_or(target);
+        if named != operation {
+            return Err(mismatch(&format!("it targets {named}")));
+        }
+        let body: serde_json::Value = if request.body.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_slice(&request.body).map_err(|_| mismatch("its body is not JSON"))?
+        };
+        return if body == *input {
+            Ok(())
+        } else {
+            Err(mismatch("its body is not the input"))
+        };
+    }
+    let mut params: Vec<(String, String)> = form_pairs(&request.query);
+    if request
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
+    {
+        params.extend(form_pairs(&String::from_utf8_lossy(&request.body)));
+    }
+    let action = params
+        .iter()
+        .find(|(k, _)| k == "Action")
+        .map(|(_, v)| v.as_str());
+    if action != Some(operation) {
+        return Err(mismatch(&format!(
+            "its Action is {}",
+            action.unwrap_or("missing")
+        )));
+    }
+    params.retain(|(k, _)| k != "Action" && k != "Version");
+    params.sort();
+    let mut expected = Vec::new();
+    flatten_query(input, "", &mut expected);
+    expected.sort();
+    if params == expected {
+        Ok(())
+    } else {
+        Err(mismatch("its parameters are not the input"))
+    }
+}
+
+fn form_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// The AWS query protocol's flattening: `Tags.member.1.Key`, `PolicyArns.member.2.arn`.
+fn flatten_query(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String, String)>) {
+    use serde_json::Value;
+    let join = |name: &str| {
+        if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}.{name}")
+        }
+    };
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                flatten_query(v, &join(k), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten_query(v, &join(&format!("member.{}", i + 1)), out);
+            }
+        }
+        Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+        Value::Number(n) => out.push((prefix.to_owned(), n.to_string())),
+        Value::Bool(b) => out.push((prefix.to_owned(), b.to_string())),
+        Value::Null => {}
     }
 }
 

@@ -146,7 +146,11 @@ pub(crate) enum SessionSubject {
         chained: bool,
     },
     /// An IAM user's session from GetSessionToken.
-    User { user_name: String },
+    User {
+        user_name: String,
+        /// The user's unique id: a user created again under the same name is someone else.
+        user_id: String,
+    },
 }
 
 /// The secret of the session `token` for `access_key_id`, for SigV4 verification.
@@ -197,8 +201,11 @@ pub(crate) fn authenticate_session(
     }
     let account: crate::arn::AccountId = claims.account.parse()?;
     match &claims.subject {
-        SessionSubject::User { user_name } => {
-            let user = super::users::load_user(txn, &claims.account, user_name)?;
+        SessionSubject::User { user_name, user_id } => {
+            let user = super::users::load_user(txn, &claims.account, user_name)
+                .ok()
+                .filter(|u| u.user_id == *user_id)
+                .ok_or_else(|| crate::api::invalid_token(access_key_id))?;
             let mut principal =
                 Principal::from_user(account, user, Some(claims.access_key_id.clone()));
             principal.set_session(crate::api::SessionFacts {
@@ -208,9 +215,13 @@ pub(crate) fn authenticate_session(
             });
             Ok(principal)
         }
-        SessionSubject::Role { role_name, .. } => {
+        SessionSubject::Role {
+            role_name, role_id, ..
+        } => {
+            // The same role: one deleted and created again under the name is another role.
             let role: RoleRecord = txn
                 .get_json(&role_key(&claims.account, role_name))?
+                .filter(|r: &RoleRecord| r.role_id == *role_id)
                 .ok_or_else(|| crate::api::invalid_token(access_key_id))?;
             Ok(role_session_principal(account, role, claims))
         }
@@ -326,9 +337,8 @@ fn mfa_from_input(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Option<i64>>
                 .with_status(403));
             };
             let account = ctx.account()?.to_string();
-            let now = ctx.now();
-            super::mfa::verify_code(ctx.keep, ctx.txn, &account, &user, serial, code, now)?;
-            Ok(Some(now))
+            super::mfa::verify_code(ctx, &account, &user, serial, code)?;
+            Ok(Some(ctx.now()))
         }
         _ => Err(validation_error(
             "SerialNumber and TokenCode must be given together",
@@ -392,9 +402,17 @@ fn assume_role(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let seconds = duration(input, HOUR_SECONDS, max.max(HOUR_SECONDS), chained)?;
     let (policies, policy_arns) = session_policies(ctx, input, &role_account)?;
 
-    let (session_tags, transitive_keys) = session_tags(&ctx.req.principal, tags, transitive);
-    let source_identity =
-        source_identity.or_else(|| caller_session.and_then(|s| s.source_identity));
+    let (session_tags, transitive_keys) = session_tags(&ctx.req.principal, tags, transitive)?;
+    // A source identity, once set, stays with every session chained from it.
+    let inherited = caller_session.and_then(|s| s.source_identity);
+    if let (Some(old), Some(new)) = (&inherited, &source_identity)
+        && old != new
+    {
+        return Err(validation_error(
+            "the source identity of a chained session cannot differ from the calling session's",
+        ));
+    }
+    let source_identity = source_identity.or(inherited);
 
     let now = ctx.now();
     let claims = SessionClaims {
@@ -511,19 +529,25 @@ fn session_tags(
     caller: &Principal,
     tags: super::Tags,
     transitive: Vec<String>,
-) -> (BTreeMap<String, String>, Vec<String>) {
+) -> Result<(BTreeMap<String, String>, Vec<String>)> {
     let mut session_tags = BTreeMap::new();
     let mut transitive_keys = transitive;
     if let Principal::AssumedRole { session, .. } = caller {
         for k in &session.transitive_tag_keys {
             if let Some(v) = session.tags.get(k) {
+                // AWS refuses to let a chained session set a tag it inherits.
+                if tags.keys().any(|t| t.eq_ignore_ascii_case(k)) {
+                    return Err(validation_error(format!(
+                        "the session tag {k} is inherited from the calling session as a transitive tag and cannot be set again"
+                    )));
+                }
                 session_tags.insert(k.clone(), v.clone());
                 transitive_keys.push(k.clone());
             }
         }
     }
     session_tags.extend(tags);
-    (session_tags, transitive_keys)
+    Ok((session_tags, transitive_keys))
 }
 
 /// `Policy` and `PolicyArns`: validated, and the managed ones resolved now.
@@ -594,12 +618,13 @@ fn parse_role_arn(arn: &str) -> Result<(String, String)> {
 fn get_session_token(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     // As in AWS, no permission is needed: the caller only gets a session of itself.
     ctx.authorized_without_permission();
-    let (user_name, max, default) = match &ctx.req.principal {
+    let (user, max, default) = match &ctx.req.principal {
         Principal::User {
             name,
+            user_id,
             session: None,
             ..
-        } => (Some(name.clone()), 129_600, 43_200),
+        } => (Some((name.clone(), user_id.clone())), 129_600, 43_200),
         Principal::Root(_) => (None, HOUR_SECONDS, HOUR_SECONDS),
         _ => {
             return Err(Error::aws(
@@ -610,7 +635,7 @@ fn get_session_token(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
             .with_status(403));
         }
     };
-    let Some(user_name) = user_name else {
+    let Some((user_name, user_id)) = user else {
         return Err(validation_error(
             "GetSessionToken issues sessions for IAM users; the root user of a keep account has no access keys",
         ));
@@ -626,7 +651,7 @@ fn get_session_token(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
         expires: now + seconds * 1000,
         mfa_at,
         source_identity: None,
-        subject: SessionSubject::User { user_name },
+        subject: SessionSubject::User { user_name, user_id },
     };
     let token = ctx.keep.token_key.seal(&claims)?;
     Ok(json!({"Credentials": credentials_json(&claims, &token)}))
@@ -663,9 +688,11 @@ pub(crate) fn session_policy_documents(
         .map(|(i, d)| (format!("session policy {i}"), d.clone()))
         .collect();
     for arn in &session.policy_arns {
-        if let Some(doc) = super::policies::managed_document(txn, account, arn)? {
-            docs.push((arn.clone(), doc));
-        }
+        // A session policy that no longer exists must not lift the session's limits: the
+        // session ends instead.
+        let doc = super::policies::managed_document(txn, account, arn)?
+            .ok_or_else(|| crate::api::invalid_token(&session.access_key_id))?;
+        docs.push((arn.clone(), doc));
     }
     Ok(docs)
 }

@@ -142,6 +142,7 @@ pub(crate) fn create_user(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
     }
     if let Some(b) = &boundary {
         super::policies::check_boundary(ctx.txn, &account, b)?;
+        super::policies::adjust_boundary_usage(ctx.txn, &account, b, 1)?;
     }
     let user = UserRecord {
         name: name.to_owned(),
@@ -162,20 +163,24 @@ pub(crate) fn create_user(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
 pub(crate) fn get_user(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let name = match optional_str(input, "UserName")? {
         Some(name) => name.to_owned(),
-        None => {
-            if let Some(name) = ctx.req.principal.user_name() {
-                name.to_owned()
-            } else {
+        None => match &ctx.req.principal {
+            crate::api::Principal::User { name, .. } => name.clone(),
+            crate::api::Principal::Root(account) => {
                 // The root user asking about itself, as IAM answers it.
-                let account = ctx.account()?.to_string();
                 let arn = format!("arn:aws:iam::{account}:root");
+                let account = account.to_string();
                 ctx.authorize(std::slice::from_ref(&arn))?;
                 return Ok(json!({"User": {
                     "UserId": account, "Arn": arn, "Path": "/", "UserName": "root",
                     "CreateDate": epoch_seconds(0),
                 }}));
             }
-        }
+            _ => {
+                return Err(super::validation_error(
+                    "Must specify userName when calling with non-User credentials",
+                ));
+            }
+        },
     };
     let user = authorize_user(ctx, &name)?;
     Ok(json!({"User": user.to_json()}))
@@ -224,6 +229,12 @@ pub(crate) fn update_user(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
     }
     let final_name = new_name.unwrap_or(&user.name).to_owned();
     let final_path = new_path.unwrap_or_else(|| user.path.clone());
+    // IAM wants permission on the user as it will be too (a new path can bring it under
+    // other policies).
+    let target = iam_arn(&account, "user", &final_path, &final_name);
+    if target != user.arn {
+        ctx.authorize(std::slice::from_ref(&target))?;
+    }
     ctx.txn.delete(&user_key(&account, name))?;
     if lower(&final_name) != lower(name) {
         for area in [
@@ -256,6 +267,8 @@ pub(crate) fn update_user(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
             )?;
         }
         super::ssh_keys::rename_owner(ctx.txn, &account, &lower(&final_name), &final_name)?;
+        #[cfg(feature = "crypto")]
+        super::mfa::rename_owner(ctx.txn, &account, &lower(&final_name), &final_name)?;
         #[cfg(feature = "crypto")]
         super::git_credentials::rename_owner(ctx.txn, &account, &lower(&final_name), &final_name)?;
         #[cfg(feature = "crypto")]
@@ -333,6 +346,9 @@ pub(crate) fn delete_user(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
         }
     }
     ctx.txn.delete(&user_key(&account, name))?;
+    if let Some(b) = &user.boundary {
+        super::policies::adjust_boundary_usage(ctx.txn, &account, b, -1)?;
+    }
     super::authz::bump_generation(ctx.txn, &account)?;
     ctx.audit_resources
         .push(("AWS::IAM::User".into(), user.arn));

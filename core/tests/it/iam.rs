@@ -613,3 +613,73 @@ fn tags_reach_conditions_as_resource_and_request_tags() {
     )
     .unwrap();
 }
+
+#[test]
+fn review_fixes_hold() {
+    let (keep, account, iam) = keep_with_account("iam");
+    // An AWS managed policy ARN is exactly its ARN: a path cannot smuggle another name in.
+    iam.call("CreateUser", json!({"UserName": "dev", "Path": "/dev/"}))
+        .unwrap();
+    assert_eq!(
+        code(iam.call("AttachUserPolicy", json!({"UserName": "dev", "PolicyArn": "arn:aws:iam::aws:policy/AWSCodeCommitX/AdministratorAccess"}))),
+        "NoSuchEntity"
+    );
+    // UpdateUser needs permission on the user as it will be.
+    let rename_dev = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:UpdateUser", "Resource": "arn:aws:iam::*:user/dev/*"}]});
+    iam.call("CreateUser", json!({"UserName": "lead"})).unwrap();
+    iam.call(
+        "PutUserPolicy",
+        json!({"UserName": "lead", "PolicyName": "p", "PolicyDocument": rename_dev.to_string()}),
+    )
+    .unwrap();
+    let lead = user_client(&keep, &account, "lead", "iam");
+    let err = lead
+        .call(
+            "UpdateUser",
+            json!({"UserName": "dev", "NewPath": "/admin/"}),
+        )
+        .unwrap_err();
+    assert!(
+        err.message()
+            .contains(&format!("arn:aws:iam::{account}:user/admin/dev")),
+        "{err}"
+    );
+    lead.call(
+        "UpdateUser",
+        json!({"UserName": "dev", "NewUserName": "dev2"}),
+    )
+    .unwrap();
+    // Boundary usage is counted from creation to deletion.
+    iam.call(
+        "CreatePolicy",
+        json!({"PolicyName": "cap", "PolicyDocument": allow(&["s3:*"], "*")}),
+    )
+    .unwrap();
+    let cap = format!("arn:aws:iam::{account}:policy/cap");
+    iam.call(
+        "CreateUser",
+        json!({"UserName": "capped", "PermissionsBoundary": cap}),
+    )
+    .unwrap();
+    assert_eq!(
+        iam.call("GetPolicy", json!({"PolicyArn": cap})).unwrap()["Policy"]["PermissionsBoundaryUsageCount"],
+        1
+    );
+    assert_eq!(
+        code(iam.call("DeletePolicy", json!({"PolicyArn": cap}))),
+        "DeleteConflict"
+    );
+    iam.call("DeleteUser", json!({"UserName": "capped"}))
+        .unwrap();
+    iam.call("DeletePolicy", json!({"PolicyArn": cap})).unwrap();
+    // Only the keep's accounts have root users: not the organization's id, not a made-up one.
+    for id in ["000000000000", "123456789012"] {
+        let orgs = keep
+            .client("organizations", Caller::account_root(id.parse().unwrap()))
+            .unwrap();
+        assert_eq!(
+            code(orgs.call("CreateAccount", json!({"AccountName": "x"}))),
+            "InvalidClientTokenId"
+        );
+    }
+}

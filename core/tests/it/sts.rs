@@ -397,3 +397,237 @@ fn get_session_token_with_mfa_satisfies_mfa_protected_policies() {
     w.clock.advance(901 * 1000);
     assert_eq!(code(iam.call("ListUsers", json!({}))), "ExpiredToken");
 }
+
+#[test]
+fn mfa_seeds_are_sealed_under_the_aws_managed_iam_key() {
+    let w = world();
+    w.owner_iam
+        .call("CreateUser", json!({"UserName": "ops"}))
+        .unwrap();
+    enable_mfa(&w, &w.owner_iam, "ops");
+    let kms = w
+        .keep
+        .client("kms", Caller::account_root(w.owner.parse().unwrap()))
+        .unwrap();
+    let aliases = kms.call("ListAliases", json!({})).unwrap();
+    let alias = aliases["Aliases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["AliasName"] == "alias/aws/iam")
+        .expect("the AWS managed key for IAM exists")
+        .clone();
+    let key = alias["TargetKeyId"].as_str().unwrap();
+    let meta = kms.call("DescribeKey", json!({"KeyId": key})).unwrap();
+    assert_eq!(meta["KeyMetadata"]["KeyManager"], "AWS");
+    // Customers may read it but neither use it directly nor change it.
+    assert_eq!(
+        code(kms.call("Encrypt", json!({"KeyId": key, "Plaintext": "aGk="}))),
+        "AccessDeniedException"
+    );
+    assert_eq!(
+        code(kms.call("DisableKey", json!({"KeyId": key}))),
+        "AccessDeniedException"
+    );
+    assert_eq!(
+        code(kms.call("ScheduleKeyDeletion", json!({"KeyId": key}))),
+        "AccessDeniedException"
+    );
+    let _ = &w.other_iam;
+}
+
+#[test]
+fn sessions_end_with_their_principal_and_their_session_policies() {
+    let w = world();
+    w.owner_iam
+        .call("CreateUser", json!({"UserName": "ops"}))
+        .unwrap();
+    w.owner_iam
+        .call(
+            "AttachUserPolicy",
+            json!({"UserName": "ops", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+        )
+        .unwrap();
+    let key = w
+        .owner_iam
+        .call("CreateAccessKey", json!({"UserName": "ops"}))
+        .unwrap()["AccessKey"]
+        .clone();
+    let ops = Caller::access_key(
+        key["AccessKeyId"].as_str().unwrap(),
+        key["SecretAccessKey"].as_str().unwrap(),
+    );
+    let ops_sts = w.keep.client("sts", ops.clone()).unwrap();
+    // GetSessionToken credentials without MFA may not call IAM, nor STS beyond AssumeRole.
+    let plain = ops_sts.call("GetSessionToken", json!({})).unwrap();
+    let err = session_client(&w.keep, "iam", &plain["Credentials"])
+        .call("ListUsers", json!({}))
+        .unwrap_err();
+    assert!(err.message().contains("GetSessionToken"), "{err}");
+    // A user created again under the same name is someone else: old sessions end.
+    let keys = w
+        .owner_iam
+        .call("ListAccessKeys", json!({"UserName": "ops"}))
+        .unwrap();
+    for k in keys["AccessKeyMetadata"].as_array().unwrap() {
+        w.owner_iam
+            .call(
+                "DeleteAccessKey",
+                json!({"UserName": "ops", "AccessKeyId": k["AccessKeyId"]}),
+            )
+            .unwrap();
+    }
+    w.owner_iam
+        .call(
+            "DetachUserPolicy",
+            json!({"UserName": "ops", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+        )
+        .unwrap();
+    w.owner_iam
+        .call("DeleteUser", json!({"UserName": "ops"}))
+        .unwrap();
+    w.owner_iam
+        .call("CreateUser", json!({"UserName": "ops"}))
+        .unwrap();
+    assert_eq!(
+        code(
+            session_client(&w.keep, "sts", &plain["Credentials"])
+                .call("GetCallerIdentity", json!({}))
+        ),
+        "InvalidClientTokenId"
+    );
+
+    // A role session whose managed session policy is deleted ends, rather than losing its limit.
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{}:root", w.owner)}, "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]}]});
+    w.owner_iam
+        .call(
+            "CreateRole",
+            json!({"RoleName": "r", "AssumeRolePolicyDocument": trust.to_string()}),
+        )
+        .unwrap();
+    w.owner_iam
+        .call(
+            "AttachRolePolicy",
+            json!({"RoleName": "r", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+        )
+        .unwrap();
+    w.owner_iam
+        .call(
+            "AttachUserPolicy",
+            json!({"UserName": "ops", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+        )
+        .unwrap();
+    let narrow = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iam:ListUsers", "sts:*"], "Resource": "*"}]});
+    w.owner_iam
+        .call(
+            "CreatePolicy",
+            json!({"PolicyName": "narrow", "PolicyDocument": narrow.to_string()}),
+        )
+        .unwrap();
+    let narrow_arn = format!("arn:aws:iam::{}:policy/narrow", w.owner);
+    let ops_sts = w
+        .keep
+        .client("sts", Caller::iam_user(w.owner.parse().unwrap(), "ops"))
+        .unwrap();
+    let role_arn = format!("arn:aws:iam::{}:role/r", w.owner);
+    let out = ops_sts
+        .call("AssumeRole", json!({"RoleArn": role_arn, "RoleSessionName": "s1", "PolicyArns": [{"arn": narrow_arn}],
+            "Tags": [{"Key": "team", "Value": "a"}], "TransitiveTagKeys": ["team"], "SourceIdentity": "alice"}))
+        .unwrap();
+    let iam_s1 = session_client(&w.keep, "iam", &out["Credentials"]);
+    iam_s1.call("ListUsers", json!({})).unwrap();
+    assert_eq!(
+        code(iam_s1.call("ListRoles", json!({}))),
+        "AccessDeniedException"
+    );
+    // GetUser without a name is for users only.
+    assert_eq!(code(iam_s1.call("GetUser", json!({}))), "ValidationError");
+    // A chained session may not reset an inherited transitive tag, nor the source identity.
+    let sts_s1 = session_client(&w.keep, "sts", &out["Credentials"]);
+    assert_eq!(
+        code(sts_s1.call("AssumeRole", json!({"RoleArn": role_arn, "RoleSessionName": "s2", "Tags": [{"Key": "team", "Value": "b"}]}))),
+        "ValidationError"
+    );
+    assert_eq!(
+        code(sts_s1.call(
+            "AssumeRole",
+            json!({"RoleArn": role_arn, "RoleSessionName": "s2", "SourceIdentity": "mallory"})
+        )),
+        "ValidationError"
+    );
+    w.owner_iam
+        .call("DeletePolicy", json!({"PolicyArn": narrow_arn}))
+        .unwrap();
+    assert_eq!(
+        code(iam_s1.call("ListUsers", json!({}))),
+        "InvalidClientTokenId"
+    );
+}
+
+#[test]
+fn mfa_guessing_is_throttled_and_devices_follow_renames() {
+    let w = world();
+    w.owner_iam
+        .call("CreateUser", json!({"UserName": "ops"}))
+        .unwrap();
+    let (serial, seed) = enable_mfa(&w, &w.owner_iam, "ops");
+    let sts = w
+        .keep
+        .client("sts", Caller::iam_user(w.owner.parse().unwrap(), "ops"))
+        .unwrap();
+    for guess in 0..10 {
+        let code_text = format!("{:06}", 111_111 + guess);
+        if code_text == totp(&seed, now_seconds(&w.clock) + 30) {
+            continue;
+        }
+        assert_eq!(
+            code(sts.call(
+                "GetSessionToken",
+                json!({"SerialNumber": serial, "TokenCode": code_text})
+            )),
+            "AccessDenied"
+        );
+    }
+    // Even the right code is refused until the window passes.
+    let right = totp(&seed, now_seconds(&w.clock) + 30);
+    assert_eq!(
+        code(sts.call(
+            "GetSessionToken",
+            json!({"SerialNumber": serial, "TokenCode": right})
+        )),
+        "AccessDenied"
+    );
+    w.clock.advance(11 * 60 * 1000);
+    let right = totp(&seed, now_seconds(&w.clock));
+    sts.call(
+        "GetSessionToken",
+        json!({"SerialNumber": serial, "TokenCode": right}),
+    )
+    .unwrap();
+
+    // Renaming the user keeps the device the user's.
+    w.owner_iam
+        .call(
+            "UpdateUser",
+            json!({"UserName": "ops", "NewUserName": "ops2"}),
+        )
+        .unwrap();
+    let listed = w
+        .owner_iam
+        .call("ListMFADevices", json!({"UserName": "ops2"}))
+        .unwrap();
+    assert_eq!(listed["MFADevices"][0]["SerialNumber"], serial.as_str());
+    w.owner_iam
+        .call(
+            "DeactivateMFADevice",
+            json!({"UserName": "ops2", "SerialNumber": serial}),
+        )
+        .unwrap();
+    w.owner_iam
+        .call("DeleteVirtualMFADevice", json!({"SerialNumber": serial}))
+        .unwrap();
+    w.owner_iam
+        .call("DeleteUser", json!({"UserName": "ops2"}))
+        .unwrap();
+}
