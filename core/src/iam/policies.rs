@@ -169,7 +169,16 @@ fn check_document(text: &str, max: usize) -> Result<()> {
             "Cannot exceed quota for PolicySize: {max}"
         )));
     }
-    Policy::parse(PolicyKind::Identity, "policy", text).map(|_| ())
+    let policy = Policy::parse(PolicyKind::Identity, "policy", text)?;
+    // IAM takes the 2008 grammar only in inline policies: managed ones must be 2012-10-17.
+    if !policy.uses_variables() {
+        return Err(crate::Error::aws(
+            crate::ErrorKind::InvalidArgument,
+            "MalformedPolicyDocument",
+            "Policy document must be version 2012-10-17 or greater.",
+        ));
+    }
+    Ok(())
 }
 
 fn authorize_policy(ctx: &mut OpCtx<'_, '_>, arn: &str) -> Result<PolicyRef> {

@@ -80,7 +80,7 @@ fn parse_kind(kind: PolicyKind, name: &str, text: &str) -> Result<Policy, Error>
         Some(Value::String(v)) if v == "2008-10-17" => false,
         Some(_) => {
             return Err(malformed(
-                "Syntax errors in policy. The Version must be 2012-10-17 or 2008-10-17",
+                "Syntax errors in policy. The policy failed legacy parsing: Version must be 2012-10-17 or 2008-10-17",
                 at(None, "Version"),
             ));
         }

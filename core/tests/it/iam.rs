@@ -140,6 +140,31 @@ fn managed_policies_have_versions_and_attachments() {
         code(iam.call("CreatePolicy", json!({"PolicyName": "bad", "PolicyDocument": r#"{"Statement":[{"Effect":"Allow","Action":"s3:*"}]}"#}))),
         "MalformedPolicyDocument"
     );
+    // Managed policies need the 2012-10-17 grammar; inline ones may use the old one.
+    let old = r#"{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+    let err = iam
+        .call(
+            "CreatePolicy",
+            json!({"PolicyName": "old", "PolicyDocument": old}),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.message(),
+        "Policy document must be version 2012-10-17 or greater."
+    );
+    iam.call("CreateRole", json!({"RoleName": "holder", "AssumeRolePolicyDocument": json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": account}, "Action": "sts:AssumeRole"}]}).to_string()})).unwrap();
+    iam.call(
+        "PutRolePolicy",
+        json!({"RoleName": "holder", "PolicyName": "old", "PolicyDocument": old}),
+    )
+    .unwrap();
+    iam.call(
+        "DeleteRolePolicy",
+        json!({"RoleName": "holder", "PolicyName": "old"}),
+    )
+    .unwrap();
+    iam.call("DeleteRole", json!({"RoleName": "holder"}))
+        .unwrap();
     for i in 2..=5 {
         let v = iam
             .call("CreatePolicyVersion", json!({"PolicyArn": arn, "PolicyDocument": allow(&["kms:Decrypt"], "*"), "SetAsDefault": i == 3}))
