@@ -14,11 +14,13 @@ use crate::error::{Error, Result};
 use crate::policy::{Policy, PolicyKind, PolicySet};
 use crate::store::Txn;
 
-/// Compiled policy sets by principal ARN, each with the generation it was built at.
+/// Compiled policy sets by principal, each with the generation it was built at; and compiled
+/// policies by kind, name and text, so a policy is parsed once however many principals carry it
+/// and however often their sets are rebuilt.
 #[derive(Debug, Default)]
 pub(crate) struct PolicyCache {
     sets: Mutex<HashMap<String, (u64, Arc<PolicySet>)>>,
-    resources: Mutex<HashMap<String, Arc<Policy>>>,
+    compiled: Mutex<HashMap<[u8; 32], Arc<Policy>>>,
 }
 
 const MAX_CACHED: usize = 10_000;
@@ -58,7 +60,7 @@ pub(crate) fn policy_set(
     {
         return Ok(Arc::clone(set));
     }
-    let set = Arc::new(load_policy_set(txn, &account, principal)?);
+    let set = Arc::new(load_policy_set(cache, txn, &account, principal)?);
     if let Ok(mut sets) = cache.sets.lock() {
         if sets.len() >= MAX_CACHED {
             sets.clear();
@@ -68,22 +70,25 @@ pub(crate) fn policy_set(
     Ok(set)
 }
 
-fn load_policy_set(txn: &mut Txn<'_>, account: &str, principal: &Principal) -> Result<PolicySet> {
+fn load_policy_set(
+    cache: &PolicyCache,
+    txn: &mut Txn<'_>,
+    account: &str,
+    principal: &Principal,
+) -> Result<PolicySet> {
     let mut set = PolicySet::default();
     for (arn, document) in super::scp::attached(txn, account)? {
-        set.service_control.push(Arc::new(stored(
-            PolicyKind::ServiceControl,
-            &arn,
-            &document,
-        )?));
+        set.service_control
+            .push(stored(cache, PolicyKind::ServiceControl, &arn, &document)?);
     }
     match principal {
         Principal::User { name, .. } => {
             let user = users::load_user(txn, account, name)?;
             let lname = lower(&user.name);
-            add_entity(txn, account, "user", &lname, &user.arn, &mut set)?;
+            add_entity(cache, txn, account, "user", &lname, &user.arn, &mut set)?;
             for group in users::groups_of(txn, account, &user.name)? {
                 add_entity(
+                    cache,
                     txn,
                     account,
                     "group",
@@ -93,7 +98,7 @@ fn load_policy_set(txn: &mut Txn<'_>, account: &str, principal: &Principal) -> R
                 )?;
             }
             if let Some(boundary) = &user.boundary {
-                set.boundary = Some(managed(txn, account, boundary)?);
+                set.boundary = Some(managed(cache, txn, account, boundary)?);
             }
         }
         Principal::AssumedRole { session, .. } => {
@@ -102,6 +107,7 @@ fn load_policy_set(txn: &mut Txn<'_>, account: &str, principal: &Principal) -> R
                 .filter(|r: &roles::RoleRecord| r.arn == session.role_arn)
                 .ok_or_else(|| crate::api::invalid_token(&session.access_key_id))?;
             add_entity(
+                cache,
                 txn,
                 account,
                 "role",
@@ -110,12 +116,12 @@ fn load_policy_set(txn: &mut Txn<'_>, account: &str, principal: &Principal) -> R
                 &mut set,
             )?;
             if let Some(boundary) = &role.boundary {
-                set.boundary = Some(managed(txn, account, boundary)?);
+                set.boundary = Some(managed(cache, txn, account, boundary)?);
             }
             #[cfg(feature = "crypto")]
             for (name, doc) in super::sts::session_policy_documents(txn, account, session)? {
                 set.session
-                    .push(Arc::new(stored(PolicyKind::Identity, &name, &doc)?));
+                    .push(stored(cache, PolicyKind::Identity, &name, &doc)?);
             }
         }
         Principal::Root(_) | Principal::KeepAdmin | Principal::Unauthenticated { .. } => {}
@@ -125,6 +131,7 @@ fn load_policy_set(txn: &mut Txn<'_>, account: &str, principal: &Principal) -> R
 
 /// Adds an entity's inline and attached policies to `set.identity`.
 pub(super) fn add_entity(
+    cache: &PolicyCache,
     txn: &mut Txn<'_>,
     account: &str,
     entity: &str,
@@ -135,24 +142,54 @@ pub(super) fn add_entity(
     for (name, document) in policies::inline_policies(txn, account, entity, lname)? {
         let label = format!("{entity_arn} inline policy {name}");
         set.identity
-            .push(Arc::new(stored(PolicyKind::Identity, &label, &document)?));
+            .push(stored(cache, PolicyKind::Identity, &label, &document)?);
     }
     for arn in policies::attached_arns(txn, account, entity, lname)? {
-        set.identity.push(managed(txn, account, &arn)?);
+        set.identity.push(managed(cache, txn, account, &arn)?);
     }
     Ok(())
 }
 
-pub(super) fn managed(txn: &mut Txn<'_>, account: &str, arn: &str) -> Result<Arc<Policy>> {
+pub(super) fn managed(
+    cache: &PolicyCache,
+    txn: &mut Txn<'_>,
+    account: &str,
+    arn: &str,
+) -> Result<Arc<Policy>> {
     let document = policies::managed_document(txn, account, arn)?
         .ok_or_else(|| Error::storage(format!("attached policy {arn} is missing")))?;
-    Ok(Arc::new(stored(PolicyKind::Identity, arn, &document)?))
+    stored(cache, PolicyKind::Identity, arn, &document)
 }
 
-/// Parses a document that was validated when it was stored.
-pub(super) fn stored(kind: PolicyKind, name: &str, document: &str) -> Result<Policy> {
-    Policy::parse(kind, name, document)
-        .map_err(|e| Error::storage(format!("stored policy {name} no longer parses: {e}")))
+/// The compiled form of a document that was validated when it was stored, parsed only the
+/// first time this kind, name and text are seen.
+pub(super) fn stored(
+    cache: &PolicyCache,
+    kind: PolicyKind,
+    name: &str,
+    document: &str,
+) -> Result<Arc<Policy>> {
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in [format!("{kind:?}").as_str(), name, document] {
+        digest.update(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    let mut id = [0u8; 32];
+    id.copy_from_slice(digest.finish().as_ref());
+    if let Some(p) = cache.compiled.lock().ok().and_then(|m| m.get(&id).cloned()) {
+        return Ok(p);
+    }
+    let policy = Arc::new(
+        Policy::parse(kind, name, document)
+            .map_err(|e| Error::storage(format!("stored policy {name} no longer parses: {e}")))?,
+    );
+    if let Ok(mut map) = cache.compiled.lock() {
+        if map.len() >= MAX_CACHED {
+            map.clear();
+        }
+        map.insert(id, Arc::clone(&policy));
+    }
+    Ok(policy)
 }
 
 /// The resource-based policy of the resource `arn`, and whether it must allow explicitly.
@@ -165,24 +202,7 @@ pub(crate) fn resource_policy(
     let Some((kind, document)) = resource_document(txn, action, arn)? else {
         return Ok(None);
     };
-    // Keyed by the document itself: a changed policy is a different entry.
-    let cache_key = format!("{arn}\n{document}");
-    if let Some(p) = cache
-        .resources
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&cache_key).cloned())
-    {
-        return Ok(Some((p, true)));
-    }
-    let policy = Arc::new(stored(kind, arn, &document)?);
-    if let Ok(mut map) = cache.resources.lock() {
-        if map.len() >= MAX_CACHED {
-            map.clear();
-        }
-        map.insert(cache_key, Arc::clone(&policy));
-    }
-    Ok(Some((policy, true)))
+    Ok(Some((stored(cache, kind, arn, &document)?, true)))
 }
 
 /// The document of a resource-based policy that governs `action` on `arn`: a KMS key policy

@@ -82,11 +82,12 @@ fn entity_policy_set(ctx: &mut OpCtx<'_, '_>, account: &str, source: &str) -> Re
     let name = arn.resource().rsplit('/').next().unwrap_or_default();
     let mut set = PolicySet::default();
     for (scp_arn, document) in super::scp::attached(ctx.txn, account)? {
-        set.service_control.push(Arc::new(super::authz::stored(
+        set.service_control.push(super::authz::stored(
+            &ctx.keep.policy_cache,
             PolicyKind::ServiceControl,
             &scp_arn,
             &document,
-        )?));
+        )?);
     }
     let resource = arn.resource();
     if resource.starts_with("user/") {
@@ -95,6 +96,7 @@ fn entity_policy_set(ctx: &mut OpCtx<'_, '_>, account: &str, source: &str) -> Re
             return Err(missing());
         }
         super::authz::add_entity(
+            &ctx.keep.policy_cache,
             ctx.txn,
             account,
             "user",
@@ -104,6 +106,7 @@ fn entity_policy_set(ctx: &mut OpCtx<'_, '_>, account: &str, source: &str) -> Re
         )?;
         for group in users::groups_of(ctx.txn, account, &user.name)? {
             super::authz::add_entity(
+                &ctx.keep.policy_cache,
                 ctx.txn,
                 account,
                 "group",
@@ -113,11 +116,17 @@ fn entity_policy_set(ctx: &mut OpCtx<'_, '_>, account: &str, source: &str) -> Re
             )?;
         }
         if let Some(b) = &user.boundary {
-            set.boundary = Some(super::authz::managed(ctx.txn, account, b)?);
+            set.boundary = Some(super::authz::managed(
+                &ctx.keep.policy_cache,
+                ctx.txn,
+                account,
+                b,
+            )?);
         }
     } else if resource.starts_with("group/") {
         let group = users::load_group(ctx.txn, account, name)?;
         super::authz::add_entity(
+            &ctx.keep.policy_cache,
             ctx.txn,
             account,
             "group",
@@ -132,6 +141,7 @@ fn entity_policy_set(ctx: &mut OpCtx<'_, '_>, account: &str, source: &str) -> Re
             .filter(|r: &roles::RoleRecord| r.arn == source)
             .ok_or_else(missing)?;
         super::authz::add_entity(
+            &ctx.keep.policy_cache,
             ctx.txn,
             account,
             "role",
@@ -140,7 +150,12 @@ fn entity_policy_set(ctx: &mut OpCtx<'_, '_>, account: &str, source: &str) -> Re
             &mut set,
         )?;
         if let Some(b) = &role.boundary {
-            set.boundary = Some(super::authz::managed(ctx.txn, account, b)?);
+            set.boundary = Some(super::authz::managed(
+                &ctx.keep.policy_cache,
+                ctx.txn,
+                account,
+                b,
+            )?);
         }
     } else {
         return Err(missing());
