@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::users::authorize_user;
-use super::{key, limit_exceeded, lower, no_such_entity, page, validation_error};
-use crate::api::{OpCtx, optional_str, required_str};
+use super::{key, limit_exceeded, lower, no_such_entity, page};
+use crate::api::{OpCtx, required_str};
 use crate::clock::epoch_seconds;
 use crate::error::{Error, Result};
 use crate::store::{Key, Txn};
@@ -114,21 +114,6 @@ pub(crate) fn rename_owner(
     Ok(())
 }
 
-/// The user a key operation is about: `UserName`, or the calling user.
-fn target_user(ctx: &OpCtx<'_, '_>, input: &Value) -> Result<String> {
-    match optional_str(input, "UserName")? {
-        Some(name) => Ok(name.to_owned()),
-        None => ctx
-            .req
-            .principal
-            .user_name()
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                validation_error("UserName is required when the caller is not an IAM user")
-            }),
-    }
-}
-
 fn load_key_of(ctx: &mut OpCtx<'_, '_>, user: &str, id: &str) -> Result<AccessKeyRecord> {
     let account = ctx.account()?.to_string();
     match find_access_key(ctx.txn, id)? {
@@ -142,7 +127,7 @@ fn load_key_of(ctx: &mut OpCtx<'_, '_>, user: &str, id: &str) -> Result<AccessKe
 }
 
 pub(crate) fn create_access_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
-    let name = target_user(ctx, input)?;
+    let name = super::user_name_or_caller(ctx, input)?;
     let user = authorize_user(ctx, &name)?;
     let account = ctx.account()?.to_string();
     let lname = lower(&user.name);
@@ -183,13 +168,8 @@ pub(crate) fn create_access_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Resul
 
 pub(crate) fn update_access_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let id = required_str(input, "AccessKeyId")?;
-    let status = required_str(input, "Status")?;
-    if status != "Active" && status != "Inactive" {
-        return Err(validation_error(format!(
-            "1 validation error detected: Value '{status}' at 'status' failed to satisfy constraint: Member must satisfy enum value set: [Active, Inactive]"
-        )));
-    }
-    let name = target_user(ctx, input)?;
+    let status = super::status_member(input)?;
+    let name = super::user_name_or_caller(ctx, input)?;
     authorize_user(ctx, &name)?;
     let mut record = load_key_of(ctx, &name, id)?;
     status.clone_into(&mut record.status);
@@ -199,7 +179,7 @@ pub(crate) fn update_access_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Resul
 
 pub(crate) fn delete_access_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let id = required_str(input, "AccessKeyId")?;
-    let name = target_user(ctx, input)?;
+    let name = super::user_name_or_caller(ctx, input)?;
     authorize_user(ctx, &name)?;
     let record = load_key_of(ctx, &name, id)?;
     ctx.txn.delete(&global_key(id))?;
@@ -211,7 +191,7 @@ pub(crate) fn delete_access_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Resul
 }
 
 pub(crate) fn list_access_keys(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
-    let name = target_user(ctx, input)?;
+    let name = super::user_name_or_caller(ctx, input)?;
     let user = authorize_user(ctx, &name)?;
     let account = ctx.account()?.to_string();
     let mut rows = Vec::new();

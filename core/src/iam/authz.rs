@@ -77,47 +77,18 @@ fn load_policy_set(
     principal: &Principal,
 ) -> Result<PolicySet> {
     let mut set = PolicySet::default();
-    for (arn, document) in super::scp::attached(txn, account)? {
-        set.service_control
-            .push(stored(cache, PolicyKind::ServiceControl, &arn, &document)?);
-    }
+    add_scps(cache, txn, account, &mut set)?;
     match principal {
         Principal::User { name, .. } => {
             let user = users::load_user(txn, account, name)?;
-            let lname = lower(&user.name);
-            add_entity(cache, txn, account, "user", &lname, &user.arn, &mut set)?;
-            for group in users::groups_of(txn, account, &user.name)? {
-                add_entity(
-                    cache,
-                    txn,
-                    account,
-                    "group",
-                    &lower(&group.name),
-                    &group.arn,
-                    &mut set,
-                )?;
-            }
-            if let Some(boundary) = &user.boundary {
-                set.boundary = Some(managed(cache, txn, account, boundary)?);
-            }
+            add_user(cache, txn, account, &user, &mut set)?;
         }
         Principal::AssumedRole { session, .. } => {
             let role: roles::RoleRecord = txn
                 .get_json(&roles::role_key(account, &session.role_name))?
                 .filter(|r: &roles::RoleRecord| r.arn == session.role_arn)
                 .ok_or_else(|| crate::api::invalid_token(&session.access_key_id))?;
-            add_entity(
-                cache,
-                txn,
-                account,
-                "role",
-                &lower(&role.name),
-                &role.arn,
-                &mut set,
-            )?;
-            if let Some(boundary) = &role.boundary {
-                set.boundary = Some(managed(cache, txn, account, boundary)?);
-            }
+            add_role(cache, txn, account, &role, &mut set)?;
             #[cfg(feature = "crypto")]
             for (name, doc) in super::sts::session_policy_documents(txn, account, session)? {
                 set.session
@@ -127,6 +98,77 @@ fn load_policy_set(
         Principal::Root(_) | Principal::KeepAdmin | Principal::Unauthenticated { .. } => {}
     }
     Ok(set)
+}
+
+/// Adds the account's service control policies.
+pub(super) fn add_scps(
+    cache: &PolicyCache,
+    txn: &mut Txn<'_>,
+    account: &str,
+    set: &mut PolicySet,
+) -> Result<()> {
+    for (arn, document) in super::scp::attached(txn, account)? {
+        set.service_control
+            .push(stored(cache, PolicyKind::ServiceControl, &arn, &document)?);
+    }
+    Ok(())
+}
+
+/// Adds a user's policies, its groups' policies and its permissions boundary.
+pub(super) fn add_user(
+    cache: &PolicyCache,
+    txn: &mut Txn<'_>,
+    account: &str,
+    user: &users::UserRecord,
+    set: &mut PolicySet,
+) -> Result<()> {
+    add_entity(
+        cache,
+        txn,
+        account,
+        "user",
+        &lower(&user.name),
+        &user.arn,
+        set,
+    )?;
+    for group in users::groups_of(txn, account, &user.name)? {
+        add_entity(
+            cache,
+            txn,
+            account,
+            "group",
+            &lower(&group.name),
+            &group.arn,
+            set,
+        )?;
+    }
+    if let Some(boundary) = &user.boundary {
+        set.boundary = Some(managed(cache, txn, account, boundary)?);
+    }
+    Ok(())
+}
+
+/// Adds a role's policies and its permissions boundary.
+pub(super) fn add_role(
+    cache: &PolicyCache,
+    txn: &mut Txn<'_>,
+    account: &str,
+    role: &roles::RoleRecord,
+    set: &mut PolicySet,
+) -> Result<()> {
+    add_entity(
+        cache,
+        txn,
+        account,
+        "role",
+        &lower(&role.name),
+        &role.arn,
+        set,
+    )?;
+    if let Some(boundary) = &role.boundary {
+        set.boundary = Some(managed(cache, txn, account, boundary)?);
+    }
+    Ok(())
 }
 
 /// Adds an entity's inline and attached policies to `set.identity`.

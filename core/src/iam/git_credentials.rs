@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::users::authorize_user;
-use super::{key, limit_exceeded, lower, no_such_entity, unique_id, validation_error};
+use super::{key, limit_exceeded, lower, no_such_entity, unique_id};
 use crate::api::{OpCtx, optional_str, required_str};
 use crate::clock::epoch_seconds;
 use crate::error::{Error, ErrorKind, Result};
@@ -124,20 +124,6 @@ pub(crate) fn authenticate(
     Ok((record.account, record.user))
 }
 
-fn target_user(ctx: &OpCtx<'_, '_>, input: &Value) -> Result<String> {
-    match optional_str(input, "UserName")? {
-        Some(name) => Ok(name.to_owned()),
-        None => ctx
-            .req
-            .principal
-            .user_name()
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                validation_error("UserName is required when the caller is not an IAM user")
-            }),
-    }
-}
-
 fn load(ctx: &mut OpCtx<'_, '_>, user: &str, id: &str) -> Result<GitCredentialRecord> {
     let account = ctx.account()?.to_string();
     ctx.txn
@@ -205,7 +191,7 @@ pub(crate) fn reset_service_specific_credential(
     input: &Value,
 ) -> Result<Value> {
     let id = required_str(input, "ServiceSpecificCredentialId")?;
-    let name = target_user(ctx, input)?;
+    let name = super::user_name_or_caller(ctx, input)?;
     authorize_user(ctx, &name)?;
     let mut record = load(ctx, &name, id)?;
     let (password, salt, hash) = new_password()?;
@@ -223,13 +209,8 @@ pub(crate) fn update_service_specific_credential(
     input: &Value,
 ) -> Result<Value> {
     let id = required_str(input, "ServiceSpecificCredentialId")?;
-    let status = required_str(input, "Status")?;
-    if status != "Active" && status != "Inactive" {
-        return Err(validation_error(format!(
-            "1 validation error detected: Value '{status}' at 'status' failed to satisfy constraint: Member must satisfy enum value set: [Active, Inactive]"
-        )));
-    }
-    let name = target_user(ctx, input)?;
+    let status = super::status_member(input)?;
+    let name = super::user_name_or_caller(ctx, input)?;
     authorize_user(ctx, &name)?;
     let mut record = load(ctx, &name, id)?;
     status.clone_into(&mut record.status);
@@ -242,7 +223,7 @@ pub(crate) fn list_service_specific_credentials(
     ctx: &mut OpCtx<'_, '_>,
     input: &Value,
 ) -> Result<Value> {
-    let name = target_user(ctx, input)?;
+    let name = super::user_name_or_caller(ctx, input)?;
     let service = optional_str(input, "ServiceName")?;
     let user = authorize_user(ctx, &name)?;
     let account = ctx.account()?.to_string();
@@ -266,7 +247,7 @@ pub(crate) fn delete_service_specific_credential(
     input: &Value,
 ) -> Result<Value> {
     let id = required_str(input, "ServiceSpecificCredentialId")?;
-    let name = target_user(ctx, input)?;
+    let name = super::user_name_or_caller(ctx, input)?;
     authorize_user(ctx, &name)?;
     let record = load(ctx, &name, id)?;
     ctx.txn

@@ -11,10 +11,10 @@ use zeroize::Zeroizing;
 use super::totp;
 use super::users::authorize_user;
 use super::{
-    Tags, already_exists, delete_conflict, iam_arn, invalid_input, key, lower, no_such_entity,
-    page, path_member, request_tags_context, tags_member,
+    Tags, already_exists, delete_conflict, iam_arn, key, lower, no_such_entity, page, path_member,
+    request_tags_context, tags_member,
 };
-use crate::api::{OpCtx, optional_str, required_str};
+use crate::api::{OpCtx, required_str};
 use crate::clock::epoch_seconds;
 use crate::crypto::EncryptionContext;
 use crate::error::{Error, ErrorKind, Result};
@@ -256,17 +256,7 @@ pub(crate) fn deactivate_mfa_device(ctx: &mut OpCtx<'_, '_>, input: &Value) -> R
 }
 
 pub(crate) fn list_mfa_devices(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
-    let user_name = match optional_str(input, "UserName")? {
-        Some(n) => n.to_owned(),
-        None => ctx
-            .req
-            .principal
-            .user_name()
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                invalid_input("UserName is required when the caller is not an IAM user")
-            })?,
-    };
+    let user_name = super::user_name_or_caller(ctx, input)?;
     let user = authorize_user(ctx, &user_name)?;
     let account = ctx.account()?.to_string();
     let mut rows = Vec::new();

@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::api::{OpCtx, Operation, optional_i64, optional_str};
+use crate::api::{OpCtx, Operation, optional_i64, optional_str, required_str};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Key;
 
@@ -407,12 +407,7 @@ pub(crate) fn authenticate_access_key(
         stored.as_slice(),
         secret.as_bytes(),
     )) {
-        return Err(Error::aws(
-            ErrorKind::AccessDenied,
-            "SignatureDoesNotMatch",
-            "The request signature we calculated does not match the signature you provided.",
-        )
-        .with_status(403));
+        return Err(signature_mismatch());
     }
     let account: crate::arn::AccountId = record.account.parse()?;
     let user = users::load_user(txn, &record.account, &record.user)?;
@@ -479,6 +474,44 @@ pub(crate) fn invalid_input(message: impl Into<String>) -> Error {
 
 pub(crate) fn validation_error(message: impl Into<String>) -> Error {
     Error::aws(ErrorKind::InvalidArgument, "ValidationError", message)
+}
+
+/// The user an operation on credentials is about: `UserName`, or the calling IAM user (IAM's
+/// operations on one's own credentials may leave the name out).
+pub(crate) fn user_name_or_caller(ctx: &OpCtx<'_, '_>, input: &Value) -> Result<String> {
+    match optional_str(input, "UserName")? {
+        Some(name) => Ok(name.to_owned()),
+        None => ctx
+            .req
+            .principal
+            .user_name()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                validation_error("UserName is required when the caller is not an IAM user")
+            }),
+    }
+}
+
+/// Reads a `Status` member: `Active` or `Inactive`.
+pub(crate) fn status_member(input: &Value) -> Result<&str> {
+    let status = required_str(input, "Status")?;
+    if status == "Active" || status == "Inactive" {
+        Ok(status)
+    } else {
+        Err(validation_error(format!(
+            "1 validation error detected: Value '{status}' at 'status' failed to satisfy constraint: Member must satisfy enum value set: [Active, Inactive]"
+        )))
+    }
+}
+
+/// AWS's answer to a secret that does not match.
+pub(crate) fn signature_mismatch() -> Error {
+    Error::aws(
+        ErrorKind::AccessDenied,
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+    )
+    .with_status(403)
 }
 
 // ---- names, paths, ids ----

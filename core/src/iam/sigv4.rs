@@ -109,15 +109,6 @@ fn incomplete(why: &str) -> Error {
     .with_status(403)
 }
 
-fn mismatch() -> Error {
-    Error::aws(
-        ErrorKind::AccessDenied,
-        "SignatureDoesNotMatch",
-        "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
-    )
-    .with_status(403)
-}
-
 /// Reads the `Authorization` header of `request`.
 pub(crate) fn parse_authorization(request: &SignedRequest) -> Result<Authorization<'_>> {
     let header = request.header("authorization").ok_or_else(|| {
@@ -189,10 +180,10 @@ pub(crate) fn verify(
     let when = parse_amz_date(amz_date)
         .ok_or_else(|| incomplete("X-Amz-Date is not YYYYMMDD'T'HHMMSS'Z'"))?;
     if amz_date.get(..8) != Some(auth.date) {
-        return Err(mismatch());
+        return Err(super::signature_mismatch());
     }
     if auth.region != region {
-        return Err(mismatch().with_status(403));
+        return Err(super::signature_mismatch().with_status(403));
     }
     if (when - now_millis).abs() > MAX_SKEW_MILLIS {
         return Err(Error::aws(
@@ -235,7 +226,7 @@ pub(crate) fn verify(
     if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
         Ok(())
     } else {
-        Err(mismatch())
+        Err(super::signature_mismatch())
     }
 }
 

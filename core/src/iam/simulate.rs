@@ -80,59 +80,21 @@ fn entity_policy_set(ctx: &mut OpCtx<'_, '_>, account: &str, source: &str) -> Re
         return Err(missing());
     }
     let name = arn.resource().rsplit('/').next().unwrap_or_default();
+    let cache = &ctx.keep.policy_cache;
     let mut set = PolicySet::default();
-    for (scp_arn, document) in super::scp::attached(ctx.txn, account)? {
-        set.service_control.push(super::authz::stored(
-            &ctx.keep.policy_cache,
-            PolicyKind::ServiceControl,
-            &scp_arn,
-            &document,
-        )?);
-    }
+    super::authz::add_scps(cache, ctx.txn, account, &mut set)?;
     let resource = arn.resource();
     if resource.starts_with("user/") {
         let user = users::load_user(ctx.txn, account, name)?;
         if user.arn != source {
             return Err(missing());
         }
-        super::authz::add_entity(
-            &ctx.keep.policy_cache,
-            ctx.txn,
-            account,
-            "user",
-            &lower(&user.name),
-            &user.arn,
-            &mut set,
-        )?;
-        for group in users::groups_of(ctx.txn, account, &user.name)? {
-            super::authz::add_entity(
-                &ctx.keep.policy_cache,
-                ctx.txn,
-                account,
-                "group",
-                &lower(&group.name),
-                &group.arn,
-                &mut set,
-            )?;
-        }
-        if let Some(b) = &user.boundary {
-            set.boundary = Some(super::authz::managed(
-                &ctx.keep.policy_cache,
-                ctx.txn,
-                account,
-                b,
-            )?);
-        }
+        super::authz::add_user(cache, ctx.txn, account, &user, &mut set)?;
     } else if resource.starts_with("group/") {
         let group = users::load_group(ctx.txn, account, name)?;
+        let lname = lower(&group.name);
         super::authz::add_entity(
-            &ctx.keep.policy_cache,
-            ctx.txn,
-            account,
-            "group",
-            &lower(&group.name),
-            &group.arn,
-            &mut set,
+            cache, ctx.txn, account, "group", &lname, &group.arn, &mut set,
         )?;
     } else if resource.starts_with("role/") {
         let role: roles::RoleRecord = ctx
@@ -140,23 +102,7 @@ fn entity_policy_set(ctx: &mut OpCtx<'_, '_>, account: &str, source: &str) -> Re
             .get_json(&roles::role_key(account, name))?
             .filter(|r: &roles::RoleRecord| r.arn == source)
             .ok_or_else(missing)?;
-        super::authz::add_entity(
-            &ctx.keep.policy_cache,
-            ctx.txn,
-            account,
-            "role",
-            &lower(&role.name),
-            &role.arn,
-            &mut set,
-        )?;
-        if let Some(b) = &role.boundary {
-            set.boundary = Some(super::authz::managed(
-                &ctx.keep.policy_cache,
-                ctx.txn,
-                account,
-                b,
-            )?);
-        }
+        super::authz::add_role(cache, ctx.txn, account, &role, &mut set)?;
     } else {
         return Err(missing());
     }

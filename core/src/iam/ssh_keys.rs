@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::users::authorize_user;
 use super::{key, limit_exceeded, lower, no_such_entity, page, unique_id, validation_error};
-use crate::api::{OpCtx, optional_str, required_str};
+use crate::api::{OpCtx, required_str};
 use crate::clock::epoch_seconds;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Key, Txn};
@@ -281,17 +281,7 @@ pub(crate) fn get_ssh_public_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Resu
 }
 
 pub(crate) fn list_ssh_public_keys(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
-    let name = match optional_str(input, "UserName")? {
-        Some(n) => n.to_owned(),
-        None => ctx
-            .req
-            .principal
-            .user_name()
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                validation_error("UserName is required when the caller is not an IAM user")
-            })?,
-    };
+    let name = super::user_name_or_caller(ctx, input)?;
     let user = authorize_user(ctx, &name)?;
     let account = ctx.account()?.to_string();
     let mut rows = Vec::new();
@@ -311,12 +301,7 @@ pub(crate) fn list_ssh_public_keys(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Re
 pub(crate) fn update_ssh_public_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let name = required_str(input, "UserName")?;
     let id = required_str(input, "SSHPublicKeyId")?;
-    let status = required_str(input, "Status")?;
-    if status != "Active" && status != "Inactive" {
-        return Err(validation_error(format!(
-            "1 validation error detected: Value '{status}' at 'status' failed to satisfy constraint: Member must satisfy enum value set: [Active, Inactive]"
-        )));
-    }
+    let status = super::status_member(input)?;
     authorize_user(ctx, name)?;
     let mut record = load_of(ctx, name, id)?;
     status.clone_into(&mut record.status);

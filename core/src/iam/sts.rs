@@ -184,12 +184,7 @@ pub(crate) fn authenticate_session(
         claims.secret.as_bytes(),
         secret.as_bytes(),
     )) {
-        return Err(Error::aws(
-            ErrorKind::AccessDenied,
-            "SignatureDoesNotMatch",
-            "The request signature we calculated does not match the signature you provided.",
-        )
-        .with_status(403));
+        return Err(super::signature_mismatch());
     }
     if now >= claims.expires {
         return Err(Error::aws(
