@@ -36,7 +36,9 @@ enum Test {
     String(Box<[Pattern]>),
     Numeric(Ordering, Box<[Option<f64>]>),
     Date(Ordering, Box<[Option<i64>]>),
-    Bool(Box<[Option<bool>]>),
+    /// The policy's values as text patterns (they may hold policy variables), compared without
+    /// case with the request's value read as `true` or `false`.
+    Bool(Box<[Pattern]>),
     Binary(Box<[Vec<u8>]>),
     Ip(Box<[Option<Cidr>]>),
     Arn(Box<[ArnPattern]>),
@@ -124,7 +126,19 @@ impl Condition {
             "DateGreaterThanEquals" => (false, date(Ordering::GreaterThanEquals)),
             "Bool" => (
                 false,
-                Test::Bool(values.iter().map(|v| parse_bool(v)).collect()),
+                Test::Bool(
+                    values
+                        .iter()
+                        .map(|v| {
+                            let syntax = Syntax {
+                                wildcards: false,
+                                variables,
+                                case_insensitive: true,
+                            };
+                            Pattern::compile(v, syntax)
+                        })
+                        .collect(),
+                ),
             ),
             "BinaryEquals" => (
                 false,
@@ -170,7 +184,7 @@ impl Condition {
     /// The lower-cased keys the condition's values refer to as policy variables.
     pub fn variables(&self) -> Box<dyn Iterator<Item = &str> + '_> {
         match &self.test {
-            Test::String(ps) => Box::new(ps.iter().flat_map(Pattern::variables)),
+            Test::String(ps) | Test::Bool(ps) => Box::new(ps.iter().flat_map(Pattern::variables)),
             Test::Arn(ps) => Box::new(ps.iter().flat_map(ArnPattern::variables)),
             _ => Box::new(std::iter::empty()),
         }
@@ -223,7 +237,10 @@ impl Condition {
                     .flatten()
                     .any(|d| ordering.compare(Some(v.cmp(d))))
             }),
-            Test::Bool(bools) => parse_bool(value).is_some_and(|v| bools.contains(&Some(v))),
+            Test::Bool(patterns) => parse_bool(value).is_some_and(|v| {
+                let text = if v { "true" } else { "false" };
+                patterns.iter().any(|p| p.matches(text, context))
+            }),
             Test::Binary(blobs) => {
                 let decoded = decode_binary_vartime_into(value);
                 blobs.iter().any(|b| decoded.matches(b))
@@ -273,18 +290,40 @@ fn parse_bool(text: &str) -> Option<bool> {
 pub(crate) fn parse_date(text: &str) -> Option<i64> {
     use time::format_description::well_known::Rfc3339;
     let text = text.trim();
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    // W3C's `YYYY` is a year; any other run of digits is epoch seconds.
+    if digits && text.len() != 4 {
         return text.parse::<i64>().ok()?.checked_mul(1000);
     }
+    let whole_seconds = |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok();
     if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
-        return i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok();
+        return whole_seconds(t);
     }
-    let date_only = time::macros::format_description!("[year]-[month]-[day]");
-    if let Ok(d) = time::Date::parse(text, &date_only) {
-        return Some(d.midnight().assume_utc().unix_timestamp() * 1000);
+    // `YYYY-MM-DDThh:mmTZD`: W3C allows leaving the seconds out.
+    if let Some((date, time_part)) = text.split_once('T')
+        && let Some(zone_at) = time_part.find(['Z', 'z', '+', '-'])
+        && zone_at == 5
+    {
+        let (hm, zone) = time_part.split_at(zone_at);
+        let full = format!("{date}T{hm}:00{zone}");
+        return time::OffsetDateTime::parse(&full, &Rfc3339).ok().and_then(whole_seconds);
     }
-    let no_zone =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let midnight = |d: time::Date| d.midnight().assume_utc().unix_timestamp() * 1000;
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(text, &day) {
+        return Some(midnight(d));
+    }
+    if text.len() == 7
+        && let Ok(d) = time::Date::parse(&format!("{text}-01"), &day)
+    {
+        return Some(midnight(d));
+    }
+    if text.len() == 4
+        && let Ok(d) = time::Date::parse(&format!("{text}-01-01"), &day)
+    {
+        return Some(midnight(d));
+    }
+    let no_zone = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
     time::PrimitiveDateTime::parse(text, &no_zone)
         .ok()
         .map(|t| t.assume_utc().unix_timestamp() * 1000)
@@ -406,6 +445,31 @@ mod tests {
             &["0.0.0.0/0", "::/0"],
             &c
         ));
+    }
+
+    #[test]
+    fn w3c_dates() {
+        let day = parse_date("2026-12-01").unwrap();
+        assert_eq!(parse_date("2026-12-01T00:00Z"), Some(day));
+        assert_eq!(parse_date("2026-12-01T01:00+01:00"), Some(day));
+        assert_eq!(parse_date("2026-12"), Some(day));
+        assert_eq!(parse_date("2026-12-01T00:00:00.000Z"), Some(day));
+        assert_eq!(parse_date("2026"), parse_date("2026-01-01"), "four digits are a year");
+        assert_eq!(parse_date("1795687200"), Some(1_795_687_200_000));
+        assert_eq!(parse_date("yesterday"), None);
+    }
+
+    #[test]
+    fn empty_values_are_null_and_bool_takes_variables() {
+        let mut c = Context::new();
+        c.insert("aws:RequestTag/CostCenter", "");
+        assert!(holds("Null", "aws:RequestTag/CostCenter", &["true"], &c));
+        assert!(!holds("StringLike", "aws:RequestTag/CostCenter", &["*"], &c));
+        c.insert("aws:SecureTransport", "true");
+        c.insert("aws:PrincipalTag/tls", "TRUE");
+        assert!(holds("Bool", "aws:SecureTransport", &["${aws:PrincipalTag/tls}"], &c));
+        c.insert("aws:PrincipalTag/tls", "false");
+        assert!(!holds("Bool", "aws:SecureTransport", &["${aws:PrincipalTag/tls}"], &c));
     }
 
     #[test]

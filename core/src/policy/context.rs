@@ -119,13 +119,15 @@ impl Context {
         self.entries.iter().map(|(k, _)| &**k)
     }
 
-    /// The value of an already lower-cased key; `None` for a missing key or an empty list.
+    /// The value of an already lower-cased key; `None` for a missing key, an empty list, or a
+    /// tag key whose value is the empty string (IAM reads a user-supplied empty tag value as
+    /// null; other keys keep it, as S3's `s3:prefix` of `""` for a bucket's root).
     pub(crate) fn lookup(&self, lower_key: &str) -> Option<&ContextValue> {
         self.position(lower_key)
             .ok()
             .and_then(|i| self.entries.get(i))
             .map(|(_, v)| v)
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.is_empty() && !(is_tag_key(lower_key) && v.values().all(str::is_empty)))
     }
 
     /// The single value of an already lower-cased key, for policy variables: multivalued
@@ -152,4 +154,11 @@ impl Context {
     fn position(&self, lower_key: &str) -> Result<usize, usize> {
         self.entries.binary_search_by(|(k, _)| (**k).cmp(lower_key))
     }
+}
+
+/// `aws:RequestTag/*`, `aws:ResourceTag/*`, `aws:PrincipalTag/*` (lower-cased).
+fn is_tag_key(lower_key: &str) -> bool {
+    ["aws:requesttag/", "aws:resourcetag/", "aws:principaltag/"]
+        .iter()
+        .any(|p| lower_key.starts_with(p))
 }

@@ -219,7 +219,7 @@ fn compile_statement(
         }
     };
 
-    let (principals, not_principal) = compile_principal_element(kind, s, index)?;
+    let (principals, not_principal) = compile_principal_element(kind, effect, s, index)?;
     let (actions, not_action) = compile_action_element(kind, s, index)?;
     let (resources, not_resource) = compile_resource_element(kind, s, index, variables)?;
     let conditions = match s.get("Condition") {
@@ -244,6 +244,7 @@ fn compile_statement(
 /// `Principal` / `NotPrincipal`: only in resource and trust policies, where one is required.
 fn compile_principal_element(
     kind: PolicyKind,
+    effect: Effect,
     s: &Map<String, Value>,
     index: usize,
 ) -> Result<(Option<PrincipalList>, bool), Error> {
@@ -265,6 +266,12 @@ fn compile_principal_element(
         (PolicyKind::Trust, Some(_)) if not_principal => {
             return Err(malformed(
                 "AssumeRole policy may not contain NotPrincipal",
+                at(Some(index), "NotPrincipal"),
+            ));
+        }
+        (PolicyKind::Resource, Some(_)) if not_principal && effect == Effect::Allow => {
+            return Err(malformed(
+                "NotPrincipal must be used with \"Effect\":\"Deny\"",
                 at(Some(index), "NotPrincipal"),
             ));
         }
@@ -374,7 +381,7 @@ fn compile_resource_element(
             let mut patterns = Vec::with_capacity(texts.len());
             for text in texts {
                 validate_resource(text, index, resource_element)?;
-                patterns.push(ArnPattern::compile(text, variables));
+                patterns.push(ArnPattern::compile_resource(text, variables));
             }
             Some(patterns.into_boxed_slice())
         }
@@ -542,15 +549,12 @@ fn compile_principals(
                 "AWS" => {
                     aws_principal(text).ok_or_else(|| invalid(&format!("\"AWS\":\"{text}\"")))?
                 }
+                // Only `"*"` and `{"AWS": "*"}` mean everyone; other types name one principal.
                 "Service" | "Federated" | "CanonicalUser" => {
-                    if text.is_empty() || (text.contains('*') && text != "*") {
+                    if text.is_empty() || text.contains(['*', '?']) {
                         return Err(invalid(&format!("\"{kind}\":\"{text}\"")));
                     }
-                    if text == "*" {
-                        PrincipalEntry::Everyone
-                    } else {
-                        PrincipalEntry::Other(text.into())
-                    }
+                    PrincipalEntry::Other(text.into())
                 }
                 other => return Err(invalid(&format!("unknown principal type {other}"))),
             };
@@ -577,7 +581,13 @@ fn aws_principal(text: &str) -> Option<PrincipalEntry> {
     if arn.service() == "iam" && arn.resource() == "root" {
         return Some(PrincipalEntry::Account(arn.account().into()));
     }
-    Some(PrincipalEntry::Arn(text.into()))
+    // Users, roles and sessions are principals; groups (and anything else) are not.
+    let kind = arn.resource().split('/').next().unwrap_or_default();
+    let principal = match arn.service() {
+        "iam" => matches!(kind, "user" | "role"),
+        _ => matches!(kind, "assumed-role" | "federated-user"),
+    };
+    principal.then(|| PrincipalEntry::Arn(text.into()))
 }
 
 fn compile_conditions(

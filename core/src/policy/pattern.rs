@@ -294,22 +294,39 @@ pub(crate) struct ArnPattern {
 impl ArnPattern {
     /// Compiles an ARN pattern, or `*` meaning every resource.
     pub fn compile(text: &str, variables: bool) -> ArnPattern {
-        let syntax = Syntax {
+        ArnPattern::compile_with(text, variables, variables)
+    }
+
+    /// Compiles a `Resource` pattern: IAM substitutes policy variables only in the resource
+    /// part, after the fifth colon; before it, `${...}` is literal text.
+    pub fn compile_resource(text: &str, variables: bool) -> ArnPattern {
+        ArnPattern::compile_with(text, false, variables)
+    }
+
+    fn compile_with(text: &str, head_variables: bool, tail_variables: bool) -> ArnPattern {
+        let syntax = |variables| Syntax {
             wildcards: true,
             variables,
             case_insensitive: false,
         };
+        let count = split_arn(text, 6).count();
         let segments: Vec<Pattern> = split_arn(text, 6)
-            .map(|segment| Pattern::compile(segment, syntax))
+            .enumerate()
+            .map(|(i, segment)| {
+                let variables = if i + 1 == count { tail_variables } else { head_variables };
+                Pattern::compile(segment, syntax(variables))
+            })
             .collect();
+        // The one-pattern fast path reads variables everywhere, so it is used only when the
+        // head has neither wildcards nor anything that looks like a variable.
         let head_is_plain = segments.len() == 6
             && split_arn(text, 6)
                 .take(5)
-                .all(|s| !(s.contains(['*', '?']) || variables && s.contains("${")));
+                .all(|s| !s.contains(['*', '?']) && !s.contains("${"));
         ArnPattern {
             any: text == "*",
             segments: segments.into_boxed_slice(),
-            whole: head_is_plain.then(|| Pattern::compile(text, syntax)),
+            whole: head_is_plain.then(|| Pattern::compile(text, syntax(tail_variables))),
         }
     }
 
