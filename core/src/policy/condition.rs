@@ -124,22 +124,7 @@ impl Condition {
             "DateLessThanEquals" => (false, date(Ordering::LessThanEquals)),
             "DateGreaterThan" => (false, date(Ordering::GreaterThan)),
             "DateGreaterThanEquals" => (false, date(Ordering::GreaterThanEquals)),
-            "Bool" => (
-                false,
-                Test::Bool(
-                    values
-                        .iter()
-                        .map(|v| {
-                            let syntax = Syntax {
-                                wildcards: false,
-                                variables,
-                                case_insensitive: true,
-                            };
-                            Pattern::compile(v, syntax)
-                        })
-                        .collect(),
-                ),
-            ),
+            "Bool" => (false, Test::Bool(bool_patterns(values, variables))),
             "BinaryEquals" => (
                 false,
                 Test::Binary(values.iter().map(|v| decode_binary(v)).collect()),
@@ -271,6 +256,16 @@ impl Ordering {
     }
 }
 
+/// `Bool` values as text patterns: `true` / `false` in any case, or a policy variable.
+fn bool_patterns(values: &[&str], variables: bool) -> Box<[Pattern]> {
+    let syntax = Syntax {
+        wildcards: false,
+        variables,
+        case_insensitive: true,
+    };
+    values.iter().map(|v| Pattern::compile(v, syntax)).collect()
+}
+
 fn parse_number(text: &str) -> Option<f64> {
     text.trim().parse::<f64>().ok().filter(|n| n.is_finite())
 }
@@ -295,7 +290,8 @@ pub(crate) fn parse_date(text: &str) -> Option<i64> {
     if digits && text.len() != 4 {
         return text.parse::<i64>().ok()?.checked_mul(1000);
     }
-    let whole_seconds = |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok();
+    let whole_seconds =
+        |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok();
     if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
         return whole_seconds(t);
     }
@@ -306,7 +302,9 @@ pub(crate) fn parse_date(text: &str) -> Option<i64> {
     {
         let (hm, zone) = time_part.split_at(zone_at);
         let full = format!("{date}T{hm}:00{zone}");
-        return time::OffsetDateTime::parse(&full, &Rfc3339).ok().and_then(whole_seconds);
+        return time::OffsetDateTime::parse(&full, &Rfc3339)
+            .ok()
+            .and_then(whole_seconds);
     }
     let midnight = |d: time::Date| d.midnight().assume_utc().unix_timestamp() * 1000;
     let day = time::macros::format_description!("[year]-[month]-[day]");
@@ -323,7 +321,8 @@ pub(crate) fn parse_date(text: &str) -> Option<i64> {
     {
         return Some(midnight(d));
     }
-    let no_zone = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let no_zone =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
     time::PrimitiveDateTime::parse(text, &no_zone)
         .ok()
         .map(|t| t.assume_utc().unix_timestamp() * 1000)
@@ -454,7 +453,11 @@ mod tests {
         assert_eq!(parse_date("2026-12-01T01:00+01:00"), Some(day));
         assert_eq!(parse_date("2026-12"), Some(day));
         assert_eq!(parse_date("2026-12-01T00:00:00.000Z"), Some(day));
-        assert_eq!(parse_date("2026"), parse_date("2026-01-01"), "four digits are a year");
+        assert_eq!(
+            parse_date("2026"),
+            parse_date("2026-01-01"),
+            "four digits are a year"
+        );
         assert_eq!(parse_date("1795687200"), Some(1_795_687_200_000));
         assert_eq!(parse_date("yesterday"), None);
     }
@@ -464,12 +467,27 @@ mod tests {
         let mut c = Context::new();
         c.insert("aws:RequestTag/CostCenter", "");
         assert!(holds("Null", "aws:RequestTag/CostCenter", &["true"], &c));
-        assert!(!holds("StringLike", "aws:RequestTag/CostCenter", &["*"], &c));
+        assert!(!holds(
+            "StringLike",
+            "aws:RequestTag/CostCenter",
+            &["*"],
+            &c
+        ));
         c.insert("aws:SecureTransport", "true");
         c.insert("aws:PrincipalTag/tls", "TRUE");
-        assert!(holds("Bool", "aws:SecureTransport", &["${aws:PrincipalTag/tls}"], &c));
+        assert!(holds(
+            "Bool",
+            "aws:SecureTransport",
+            &["${aws:PrincipalTag/tls}"],
+            &c
+        ));
         c.insert("aws:PrincipalTag/tls", "false");
-        assert!(!holds("Bool", "aws:SecureTransport", &["${aws:PrincipalTag/tls}"], &c));
+        assert!(!holds(
+            "Bool",
+            "aws:SecureTransport",
+            &["${aws:PrincipalTag/tls}"],
+            &c
+        ));
     }
 
     #[test]

@@ -127,7 +127,7 @@ impl Context {
             .ok()
             .and_then(|i| self.entries.get(i))
             .map(|(_, v)| v)
-            .filter(|v| !v.is_empty() && !(is_tag_key(lower_key) && v.values().all(str::is_empty)))
+            .filter(|v| !(v.is_empty() || is_tag_key(lower_key) && v.values().all(str::is_empty)))
     }
 
     /// The single value of an already lower-cased key, for policy variables: multivalued

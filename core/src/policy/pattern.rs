@@ -313,7 +313,11 @@ impl ArnPattern {
         let segments: Vec<Pattern> = split_arn(text, 6)
             .enumerate()
             .map(|(i, segment)| {
-                let variables = if i + 1 == count { tail_variables } else { head_variables };
+                let variables = if i + 1 == count {
+                    tail_variables
+                } else {
+                    head_variables
+                };
                 Pattern::compile(segment, syntax(variables))
             })
             .collect();
