@@ -37,6 +37,9 @@ enum Token {
     Star,
     /// `?`: exactly one character.
     One,
+    /// A `*` inside an ARN field of a `Resource` (not at the field's end): any run of
+    /// characters without a colon.
+    FieldStar,
     /// `${key}` or `${key, 'default'}`: the context's single value for `key`.
     Variable {
         /// Lower-cased key name.
@@ -57,11 +60,12 @@ pub(crate) struct Syntax {
 }
 
 /// One step of a pattern while matching.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Atom {
     Char(char),
     One,
     Star,
+    FieldStar,
 }
 
 impl Pattern {
@@ -167,7 +171,7 @@ impl Pattern {
         loop {
             let next_char = text.get(at..).and_then(|t| t.chars().next());
             match (self.atom(pattern, context), next_char) {
-                (Some((Atom::Star, after)), _) => {
+                (Some((Atom::Star | Atom::FieldStar, after)), _) => {
                     backtrack = Some((after, at));
                     pattern = after;
                     continue;
@@ -199,6 +203,111 @@ impl Pattern {
         }
     }
 
+    /// A whole `Resource` ARN pattern whose first five fields hold wildcards: IAM lets a `*` that
+    /// ends a field match across colons, while a `*` inside a field stays within it. Variables
+    /// count only in the resource part, after the fifth colon.
+    fn compile_resource(head: &[&str], tail: &str, variables: bool) -> Pattern {
+        let mut tokens = Vec::new();
+        let mut literal = String::new();
+        for field in head {
+            let mut chars = field.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '*' => {
+                        flush(&mut tokens, &mut literal);
+                        tokens.push(if chars.peek().is_none() {
+                            Token::Star
+                        } else {
+                            Token::FieldStar
+                        });
+                    }
+                    '?' => {
+                        flush(&mut tokens, &mut literal);
+                        tokens.push(Token::One);
+                    }
+                    c => literal.push(c),
+                }
+            }
+            literal.push(':');
+        }
+        flush(&mut tokens, &mut literal);
+        let tail = Pattern::compile(
+            tail,
+            Syntax {
+                wildcards: true,
+                variables,
+                case_insensitive: false,
+            },
+        );
+        tokens.extend(tail.tokens.iter().cloned());
+        Pattern {
+            tokens: tokens.into_boxed_slice(),
+            case_insensitive: false,
+            shape: Shape::General,
+        }
+    }
+
+    /// Matching by the set of text positions each step can reach, which copes with stars that
+    /// may not cross colons (the single-backtrack algorithm cannot). Up to 255-byte texts it
+    /// keeps its two position sets on the stack.
+    fn matches_fields(&self, text: &str, context: &Context) -> bool {
+        if !self.variables_resolve(context) {
+            return false;
+        }
+        let n = text.len();
+        let mut small = ([false; 256], [false; 256]);
+        let mut large;
+        let (cur, next): (&mut [bool], &mut [bool]) =
+            if let (Some(a), Some(b)) = (small.0.get_mut(..=n), small.1.get_mut(..=n)) {
+                (a, b)
+            } else {
+                large = (vec![false; n + 1], vec![false; n + 1]);
+                (&mut large.0[..], &mut large.1[..])
+            };
+        if let Some(first) = cur.first_mut() {
+            *first = true;
+        }
+        let bytes = text.as_bytes();
+        let mut position = (0usize, 0usize);
+        while let Some((atom, after)) = self.atom(position, context) {
+            next.fill(false);
+            match atom {
+                Atom::Star | Atom::FieldStar => {
+                    let mut reach = false;
+                    for j in 0..=n {
+                        if atom == Atom::FieldStar && j > 0 && bytes.get(j - 1) == Some(&b':') {
+                            reach = false;
+                        }
+                        reach |= cur.get(j).copied().unwrap_or(false);
+                        if let Some(slot) = next.get_mut(j) {
+                            *slot = reach;
+                        }
+                    }
+                }
+                Atom::One | Atom::Char(_) => {
+                    for i in 0..n {
+                        if !cur.get(i).copied().unwrap_or(false) {
+                            continue;
+                        }
+                        let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+                            continue;
+                        };
+                        let fits = match atom {
+                            Atom::Char(p) => self.same(p, c),
+                            _ => true,
+                        };
+                        if fits && let Some(slot) = next.get_mut(i + c.len_utf8()) {
+                            *slot = true;
+                        }
+                    }
+                }
+            }
+            cur.copy_from_slice(next);
+            position = after;
+        }
+        cur.get(n).copied().unwrap_or(false)
+    }
+
     fn variables_resolve(&self, context: &Context) -> bool {
         self.tokens.iter().all(|t| match t {
             Token::Variable { key, default } => {
@@ -220,6 +329,7 @@ impl Pattern {
             let text = match self.tokens.get(token)? {
                 Token::Star => return Some((Atom::Star, (token + 1, 0))),
                 Token::One => return Some((Atom::One, (token + 1, 0))),
+                Token::FieldStar => return Some((Atom::FieldStar, (token + 1, 0))),
                 Token::Literal(text) => &**text,
                 Token::Variable { key, default } => context
                     .single_value(key)
@@ -289,6 +399,9 @@ pub(crate) struct ArnPattern {
     /// When the first five segments are plain text, the whole pattern as one text pattern: a
     /// wildcard can then only be in the last segment, which takes the rest of the ARN anyway.
     whole: Option<Pattern>,
+    /// For a `Resource` with wildcards in its first five fields: the whole pattern, matched
+    /// with IAM's rule that a `*` ending a field may match across colons.
+    fields: Option<Pattern>,
 }
 
 impl ArnPattern {
@@ -300,7 +413,16 @@ impl ArnPattern {
     /// Compiles a `Resource` pattern: IAM substitutes policy variables only in the resource
     /// part, after the fifth colon; before it, `${...}` is literal text.
     pub fn compile_resource(text: &str, variables: bool) -> ArnPattern {
-        ArnPattern::compile_with(text, false, variables)
+        let mut pattern = ArnPattern::compile_with(text, false, variables);
+        let parts: Vec<&str> = split_arn(text, 6).collect();
+        if !pattern.any
+            && pattern.whole.is_none()
+            && let [head @ .., tail] = parts.as_slice()
+            && head.len() == 5
+        {
+            pattern.fields = Some(Pattern::compile_resource(head, tail, variables));
+        }
+        pattern
     }
 
     fn compile_with(text: &str, head_variables: bool, tail_variables: bool) -> ArnPattern {
@@ -331,6 +453,7 @@ impl ArnPattern {
             any: text == "*",
             segments: segments.into_boxed_slice(),
             whole: head_is_plain.then(|| Pattern::compile(text, syntax(tail_variables))),
+            fields: None,
         }
     }
 
@@ -341,6 +464,9 @@ impl ArnPattern {
         }
         if let Some(whole) = &self.whole {
             return whole.matches(text, context);
+        }
+        if let Some(fields) = &self.fields {
+            return fields.matches_fields(text, context);
         }
         let mut parts = split_arn(text, self.segments.len());
         for segment in &*self.segments {
@@ -454,6 +580,25 @@ mod tests {
         );
         assert!(m("arn:aws:iam::*:user/*", "arn:aws:iam::1:user/x"));
         assert!(!m("arn:aws:iam::*:user/*", "arn:aws:iam::1:x:user/x"));
+        // In `Resource`, a `*` that ends a field may match across colons; one inside a field
+        // may not.
+        let r = |p: &str, t: &str| ArnPattern::compile_resource(p, true).matches(t, &c);
+        assert!(r("arn:aws:iam::*:user/*", "arn:aws:iam::1:x:user/x"));
+        assert!(r("arn:aws:iam::*:user/*", "arn:aws:iam::1:user/x"));
+        assert!(!r("arn:aws:iam::1*2:user/x", "arn:aws:iam::1:x2:user/x"));
+        assert!(r("arn:aws:iam::1*2:user/x", "arn:aws:iam::1x2:user/x"));
+        assert!(r(
+            "arn:aws:iam:?:*:user/${aws:username}",
+            "arn:aws:iam:a:1:user/alice"
+        ));
+        assert!(!r(
+            "arn:aws:iam:*:*:user/${aws:username}",
+            "arn:aws:iam::1:user/bob"
+        ));
+        assert!(!r(
+            "arn:aws:iam:${aws:username}:*:user/x",
+            "arn:aws:iam:alice:1:user/x"
+        ));
         assert!(m("*", "anything"));
     }
 }
