@@ -67,10 +67,6 @@ def _decode_timestamps(value: Any) -> Any:
     return value
 
 
-def _snake_to_pascal(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
-
-
 # IAM's and STS's error shapes are named `...Exception` in boto3 while the error codes are not
 # (`NoSuchEntityException` is raised with code `NoSuchEntity`): the names boto3 users write.
 _QUERY_PROTOCOL_SHAPES: dict[str, dict[str, str]] = {
