@@ -24,6 +24,7 @@ pub mod arn;
 #[cfg(feature = "audit")]
 pub mod audit;
 pub mod clock;
+mod codecommit;
 #[cfg(feature = "crypto")]
 pub mod crypto;
 mod error;

@@ -134,6 +134,8 @@ pub const TIMESTAMP_MEMBERS: &[&str] = &[
     "EnableDate",
     "Expiration",
     "LastUsedDate",
+    "creationDate",
+    "lastModifiedDate",
 ];
 
 /// What an operation sees while it runs.

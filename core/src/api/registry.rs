@@ -32,8 +32,9 @@ pub(crate) struct Operation {
 
 /// Every registered operation.
 pub(crate) fn operations() -> impl Iterator<Item = &'static Operation> {
-    let tables: [&'static [Operation]; 7] = [
+    let tables: [&'static [Operation]; 8] = [
         crate::keep::ORGANIZATION_OPERATIONS,
+        crate::codecommit::CODECOMMIT_OPERATIONS,
         crate::iam::SCP_OPERATIONS,
         crate::iam::IAM_OPERATIONS,
         #[cfg(feature = "crypto")]

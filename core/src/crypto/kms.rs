@@ -701,6 +701,21 @@ pub(crate) fn decrypt_for_service(
     open_parsed(ctx, &record, &parsed, context)
 }
 
+/// The ARN of the caller's account's AWS managed key for `service`, created on first use.
+pub(crate) fn managed_key_arn(ctx: &mut OpCtx<'_, '_>, service: &str) -> Result<String> {
+    managed_key(ctx, service).map(|k| k.arn)
+}
+
+/// Resolves a key reference a service was given (key id, key ARN, alias name or alias ARN) to
+/// the key's ARN, refusing a key that cannot encrypt now. Errors keep KMS's codes
+/// (`NotFoundException`, `DisabledException`, `KMSInvalidStateException`) for the service to
+/// translate.
+pub(crate) fn usable_key_arn(ctx: &mut OpCtx<'_, '_>, key_ref: &str) -> Result<String> {
+    let record = load_key(ctx, key_ref)?;
+    record.check_usable()?;
+    Ok(record.arn)
+}
+
 fn managed_key(ctx: &mut OpCtx<'_, '_>, service: &str) -> Result<KeyRecord> {
     let account = ctx.account()?.to_string();
     let alias_name = format!("alias/aws/{service}");

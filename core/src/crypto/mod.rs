@@ -20,7 +20,7 @@ pub use envelope::{
 };
 pub(crate) use kms::{
     KMS_OPERATIONS, add_condition_keys, decrypt_for_service, encrypt_for_service, key_policy,
-    sweep_deleted_keys,
+    managed_key_arn, sweep_deleted_keys, usable_key_arn,
 };
 pub(crate) use provider::PBKDF2_ITERATIONS;
 pub use provider::{KeyProvider, MasterKeyProvider};

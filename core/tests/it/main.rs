@@ -11,6 +11,7 @@
 )]
 
 mod audit;
+mod codecommit;
 mod credentials;
 mod dispatch;
 mod envelope;

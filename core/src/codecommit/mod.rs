@@ -1,0 +1,106 @@
+//! The CodeCommit service: repositories (this file) with CodeCommit's operation names, shapes,
+//! validation and error codes. Each repository names the KMS key its data is encrypted under:
+//! the caller's key, or the account's AWS managed key `alias/aws/codecommit`.
+//!
+//! Git storage, branches and the git protocol come with the git hosting work; the repository
+//! records here are what they attach to.
+
+mod repositories;
+
+use serde_json::Value;
+
+use crate::api::Operation;
+use crate::error::{Error, ErrorKind};
+
+macro_rules! cc_op {
+    ($name:literal, $handler:expr, read_only = $ro:expr) => {
+        Operation {
+            service: "codecommit",
+            iam_prefix: "codecommit",
+            event_source: "codecommit.amazonaws.com",
+            name: $name,
+            read_only: $ro,
+            blob_members: &[],
+            secret_members: &[],
+            resources: &["arn:aws:codecommit:*:*:*", "*"],
+            handler: $handler,
+        }
+    };
+}
+
+/// Every CodeCommit operation.
+pub(crate) static CODECOMMIT_OPERATIONS: &[Operation] = &[
+    cc_op!(
+        "CreateRepository",
+        repositories::create_repository,
+        read_only = false
+    ),
+    cc_op!(
+        "GetRepository",
+        repositories::get_repository,
+        read_only = true
+    ),
+    cc_op!(
+        "BatchGetRepositories",
+        repositories::batch_get_repositories,
+        read_only = true
+    ),
+    cc_op!(
+        "ListRepositories",
+        repositories::list_repositories,
+        read_only = true
+    ),
+    cc_op!(
+        "UpdateRepositoryName",
+        repositories::update_repository_name,
+        read_only = false
+    ),
+    cc_op!(
+        "UpdateRepositoryDescription",
+        repositories::update_repository_description,
+        read_only = false
+    ),
+    cc_op!(
+        "UpdateRepositoryEncryptionKey",
+        repositories::update_repository_encryption_key,
+        read_only = false
+    ),
+    cc_op!(
+        "DeleteRepository",
+        repositories::delete_repository,
+        read_only = false
+    ),
+    cc_op!("TagResource", repositories::tag_resource, read_only = false),
+    cc_op!(
+        "UntagResource",
+        repositories::untag_resource,
+        read_only = false
+    ),
+    cc_op!(
+        "ListTagsForResource",
+        repositories::list_tags_for_resource,
+        read_only = true
+    ),
+];
+
+/// A CodeCommit error: CodeCommit's codes all end in `Exception`.
+fn error(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Error {
+    Error::aws(kind, code, message)
+}
+
+/// Reads a required string member, with CodeCommit's `...RequiredException` when absent.
+fn required<'v>(input: &'v Value, member: &str, code: &'static str) -> crate::Result<&'v str> {
+    match crate::api::member(input, member) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(error(
+            ErrorKind::InvalidArgument,
+            "InvalidParameterException",
+            format!("{member} must be a string"),
+        )),
+        None => Err(error(
+            ErrorKind::InvalidArgument,
+            code,
+            format!("{member} is required."),
+        )),
+    }
+}
