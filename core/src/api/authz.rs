@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use super::caller::{Principal, RequestContext};
+use super::caller::RequestContext;
+use super::principal::Principal;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keep::KeepInner;
 use crate::policy::{Context, Policy, PolicyKind, PolicySet, Request, evaluate};

@@ -11,6 +11,7 @@
 
 mod authz;
 mod caller;
+mod principal;
 mod registry;
 
 use std::fmt;
@@ -25,7 +26,8 @@ pub use authz::Authorization;
 pub(crate) use authz::access_denied;
 pub(crate) use authz::authorize_explained;
 pub(crate) use caller::invalid_token;
-pub use caller::{Caller, Principal, RequestContext, RoleSession, SessionFacts};
+pub use caller::{Caller, RequestContext};
+pub use principal::{Principal, RoleSession, SessionFacts};
 pub(crate) use registry::{Operation, find_operation, operations};
 pub use registry::{OperationInfo, catalog};
 

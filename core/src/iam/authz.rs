@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::{key, lower, policies, roles, users};
+use super::{entity_policies, key, lower, policies, roles, users};
 use crate::api::Principal;
 use crate::error::{Error, Result};
 use crate::policy::{Policy, PolicyKind, PolicySet};
@@ -181,12 +181,12 @@ pub(super) fn add_entity(
     entity_arn: &str,
     set: &mut PolicySet,
 ) -> Result<()> {
-    for (name, document) in policies::inline_policies(txn, account, entity, lname)? {
+    for (name, document) in entity_policies::inline_policies(txn, account, entity, lname)? {
         let label = format!("{entity_arn} inline policy {name}");
         set.identity
             .push(stored(cache, PolicyKind::Identity, &label, &document)?);
     }
-    for arn in policies::attached_arns(txn, account, entity, lname)? {
+    for arn in entity_policies::attached_arns(txn, account, entity, lname)? {
         set.identity.push(managed(cache, txn, account, &arn)?);
     }
     Ok(())

@@ -9,6 +9,7 @@
 mod access_keys;
 mod authenticate;
 pub(crate) mod authz;
+pub(crate) mod entity_policies;
 #[cfg(feature = "crypto")]
 pub(crate) mod git_credentials;
 #[cfg(feature = "crypto")]
@@ -179,99 +180,107 @@ pub(crate) static IAM_OPERATIONS: &[Operation] = &[
     ),
     iam_op!(
         "AttachUserPolicy",
-        policies::attach_user_policy,
+        entity_policies::attach_user_policy,
         read_only = false
     ),
     iam_op!(
         "DetachUserPolicy",
-        policies::detach_user_policy,
+        entity_policies::detach_user_policy,
         read_only = false
     ),
     iam_op!(
         "AttachGroupPolicy",
-        policies::attach_group_policy,
+        entity_policies::attach_group_policy,
         read_only = false
     ),
     iam_op!(
         "DetachGroupPolicy",
-        policies::detach_group_policy,
+        entity_policies::detach_group_policy,
         read_only = false
     ),
     iam_op!(
         "AttachRolePolicy",
-        policies::attach_role_policy,
+        entity_policies::attach_role_policy,
         read_only = false
     ),
     iam_op!(
         "DetachRolePolicy",
-        policies::detach_role_policy,
+        entity_policies::detach_role_policy,
         read_only = false
     ),
     iam_op!(
         "ListAttachedUserPolicies",
-        policies::list_attached_user_policies,
+        entity_policies::list_attached_user_policies,
         read_only = true
     ),
     iam_op!(
         "ListAttachedGroupPolicies",
-        policies::list_attached_group_policies,
+        entity_policies::list_attached_group_policies,
         read_only = true
     ),
     iam_op!(
         "ListAttachedRolePolicies",
-        policies::list_attached_role_policies,
+        entity_policies::list_attached_role_policies,
         read_only = true
     ),
     iam_op!(
         "PutUserPolicy",
-        policies::put_user_policy,
+        entity_policies::put_user_policy,
         read_only = false
     ),
-    iam_op!("GetUserPolicy", policies::get_user_policy, read_only = true),
+    iam_op!(
+        "GetUserPolicy",
+        entity_policies::get_user_policy,
+        read_only = true
+    ),
     iam_op!(
         "DeleteUserPolicy",
-        policies::delete_user_policy,
+        entity_policies::delete_user_policy,
         read_only = false
     ),
     iam_op!(
         "ListUserPolicies",
-        policies::list_user_policies,
+        entity_policies::list_user_policies,
         read_only = true
     ),
     iam_op!(
         "PutGroupPolicy",
-        policies::put_group_policy,
+        entity_policies::put_group_policy,
         read_only = false
     ),
     iam_op!(
         "GetGroupPolicy",
-        policies::get_group_policy,
+        entity_policies::get_group_policy,
         read_only = true
     ),
     iam_op!(
         "DeleteGroupPolicy",
-        policies::delete_group_policy,
+        entity_policies::delete_group_policy,
         read_only = false
     ),
     iam_op!(
         "ListGroupPolicies",
-        policies::list_group_policies,
+        entity_policies::list_group_policies,
         read_only = true
     ),
     iam_op!(
         "PutRolePolicy",
-        policies::put_role_policy,
+        entity_policies::put_role_policy,
         read_only = false
     ),
-    iam_op!("GetRolePolicy", policies::get_role_policy, read_only = true),
+    iam_op!(
+        "GetRolePolicy",
+        entity_policies::get_role_policy,
+        read_only = true
+    ),
     iam_op!(
         "DeleteRolePolicy",
-        policies::delete_role_policy,
+        entity_policies::delete_role_policy,
         read_only = false
     ),
     iam_op!(
         "ListRolePolicies",
-        policies::list_role_policies,
+        entity_policies::list_role_policies,
         read_only = true
     ),
     iam_op!(
