@@ -161,6 +161,7 @@ const CALLER_KEYS: &[&str] = &[
     "aws:UserAgent",
     "aws:userid",
     "aws:username",
+    "kms:CallerAccount",
 ];
 
 /// What GetSessionToken credentials may not do whatever their policies say: without MFA, call
@@ -177,7 +178,13 @@ fn session_restriction(principal: &Principal, action: &str) -> Option<&'static s
     if service.eq_ignore_ascii_case("iam") && facts.mfa_at.is_none() {
         return Some("because credentials from GetSessionToken call IAM only with MFA");
     }
-    if service.eq_ignore_ascii_case("sts") && !name.eq_ignore_ascii_case("AssumeRole") {
+    // AWS limits the calls, not the actions AssumeRole checks along the way.
+    let assume_role_actions = ["AssumeRole", "TagSession", "SetSourceIdentity"];
+    if service.eq_ignore_ascii_case("sts")
+        && !assume_role_actions
+            .iter()
+            .any(|a| name.eq_ignore_ascii_case(a))
+    {
         return Some(
             "because credentials from GetSessionToken call only AssumeRole and GetCallerIdentity in STS",
         );
@@ -293,8 +300,14 @@ pub(crate) fn authorize_explained(
             }
         }
         let resource_account = resource_account(resource);
-        if let Some(a) = resource_account {
-            context.insert("aws:ResourceAccount", a);
+        match resource_account {
+            Some(a) => context.insert("aws:ResourceAccount", a),
+            None => context.remove("aws:ResourceAccount"),
+        }
+        if action.starts_with("kms:")
+            && let Some(a) = req.principal.account()
+        {
+            context.insert("kms:CallerAccount", a.as_str());
         }
         let set = crate::iam::authz::policy_set(&keep.policy_cache, txn, &req.principal)?;
         let resource_policy =
@@ -310,6 +323,18 @@ pub(crate) fn authorize_explained(
             resource_policy_required: resource_policy.as_ref().is_some_and(|(_, r)| *r),
         };
         let mut explanation = crate::policy::explain(&set, &request);
+        if let Some(why) = session_restriction(&req.principal, action) {
+            explanation.decision = crate::policy::EvalDecision::ImplicitDeny;
+            why.clone_into(&mut explanation.deciding);
+            let message = access_denied(&req.principal, action, resource, why)
+                .message()
+                .to_owned();
+            return Ok(Authorization {
+                decision: explanation.decision,
+                message: Some(message),
+                explanation,
+            });
+        }
         if req.principal == Principal::KeepAdmin {
             explanation.decision = crate::policy::EvalDecision::Allowed;
             explanation.reason = None;

@@ -22,7 +22,8 @@ macro_rules! cc_op {
             read_only: $ro,
             blob_members: &[],
             secret_members: &[],
-            resources: &["arn:aws:codecommit:*:*:*", "*"],
+            // The KMS key a repository is encrypted under is checked too.
+            resources: &["arn:aws:codecommit:*:*:*", "arn:aws:kms:*:*:key/*", "*"],
             handler: $handler,
         }
     };

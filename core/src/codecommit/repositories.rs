@@ -131,7 +131,10 @@ fn tags(input: &Value) -> Result<BTreeMap<String, String>> {
         let v = v
             .as_str()
             .ok_or_else(|| invalid("values must be strings"))?;
-        if k.is_empty() || k.chars().count() > 128 || k.starts_with("aws:") {
+        if k.starts_with("aws:") {
+            return Err(system_tag(k));
+        }
+        if k.is_empty() || k.chars().count() > 128 {
             return Err(invalid(&format!("the key `{k}` is not allowed")));
         }
         if v.chars().count() > 256 {
@@ -149,6 +152,14 @@ fn tags(input: &Value) -> Result<BTreeMap<String, String>> {
         ));
     }
     Ok(out)
+}
+
+fn system_tag(key: &str) -> crate::Error {
+    error(
+        ErrorKind::InvalidArgument,
+        "InvalidSystemTagUsageException",
+        format!("The tag key `{key}` is reserved: keys beginning with aws: are for AWS."),
+    )
 }
 
 /// Translates KMS's refusal of a key into CodeCommit's encryption-key errors.
@@ -184,7 +195,7 @@ fn resolve_key(ctx: &mut OpCtx<'_, '_>, key_ref: Option<&str>) -> Result<String>
     #[cfg(feature = "crypto")]
     {
         match key_ref {
-            Some(k) => crate::crypto::usable_key_arn(ctx, k).map_err(key_error),
+            Some(k) => crate::crypto::usable_key_arn(ctx, "codecommit", k).map_err(key_error),
             None => crate::crypto::managed_key_arn(ctx, "codecommit"),
         }
     }
@@ -343,13 +354,17 @@ pub(crate) fn list_repositories(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Resul
     };
     let start = match optional_str(input, "nextToken")? {
         None => 0,
-        Some(t) => t.parse::<usize>().map_err(|_| {
-            error(
-                ErrorKind::InvalidArgument,
-                "InvalidContinuationTokenException",
-                "The specified continuation token is not valid.",
-            )
-        })?,
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| u32::try_from(*n).is_ok())
+            .ok_or_else(|| {
+                error(
+                    ErrorKind::InvalidArgument,
+                    "InvalidContinuationTokenException",
+                    "The specified continuation token is not valid.",
+                )
+            })?,
     };
     ctx.authorize(&["*".to_owned()])?;
     let account = ctx.account()?.to_string();
@@ -378,8 +393,9 @@ pub(crate) fn list_repositories(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Resul
         .map(|r| json!({"repositoryName": r.name, "repositoryId": r.id}))
         .collect();
     let mut out = json!({"repositories": page});
-    if start + PAGE < all.len() {
-        crate::api::set_member(&mut out, "nextToken", json!((start + PAGE).to_string()));
+    let next = start.saturating_add(PAGE);
+    if next < all.len() {
+        crate::api::set_member(&mut out, "nextToken", json!(next.to_string()));
     }
     Ok(out)
 }
@@ -390,6 +406,10 @@ pub(crate) fn update_repository_name(ctx: &mut OpCtx<'_, '_>, input: &Value) -> 
     check_name(new)?;
     let mut record = authorize_repository(ctx, old)?;
     let account = record.account.clone();
+    // The repository as it will be named must be allowed too, before anything about that name
+    // is revealed.
+    let new_arn = repository_arn(ctx.req.region.as_str(), &account, new);
+    ctx.authorize(std::slice::from_ref(&new_arn))?;
     if old != new && load(ctx.txn, &account, new)?.is_some() {
         return Err(error(
             ErrorKind::AlreadyExists,
@@ -513,6 +533,9 @@ pub(crate) fn untag_resource(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<V
             ));
         }
     };
+    if let Some(k) = keys.iter().find(|k| k.starts_with("aws:")) {
+        return Err(system_tag(k));
+    }
     ctx.context_mut().insert_multi("aws:TagKeys", &keys);
     let mut record = tagged_resource(ctx, input)?;
     record.tags.retain(|k, _| !keys.contains(k));

@@ -707,11 +707,40 @@ pub(crate) fn managed_key_arn(ctx: &mut OpCtx<'_, '_>, service: &str) -> Result<
 }
 
 /// Resolves a key reference a service was given (key id, key ARN, alias name or alias ARN) to
-/// the key's ARN, refusing a key that cannot encrypt now. Errors keep KMS's codes
-/// (`NotFoundException`, `DisabledException`, `KMSInvalidStateException`) for the service to
-/// translate.
-pub(crate) fn usable_key_arn(ctx: &mut OpCtx<'_, '_>, key_ref: &str) -> Result<String> {
+/// the key's ARN, for a service that will encrypt the caller's data under it: the key must be
+/// the caller's account's own, the caller must be allowed to use it through the service
+/// (`kms:ViaService`), and it must be able to encrypt now. The service's own AWS managed key
+/// (`alias/aws/<service>`) is created on first use; another service's is refused. Errors keep
+/// KMS's codes (`NotFoundException`, `AccessDeniedException`, `DisabledException`,
+/// `KMSInvalidStateException`) for the service to translate.
+pub(crate) fn usable_key_arn(
+    ctx: &mut OpCtx<'_, '_>,
+    service: &str,
+    key_ref: &str,
+) -> Result<String> {
+    let account = ctx.account()?.to_string();
+    let own_alias = format!("alias/aws/{service}");
+    let own_alias_arn = format!("arn:aws:kms:{}:{account}:{own_alias}", ctx.req.region);
+    if key_ref == own_alias || key_ref == own_alias_arn {
+        return managed_key_arn(ctx, service);
+    }
     let record = load_key(ctx, key_ref)?;
+    if record.account != account {
+        return Err(not_found(&format!("Key '{key_ref}'")));
+    }
+    if record.manager.as_deref() == Some("AWS") {
+        return Err(Error::aws(
+            ErrorKind::AccessDenied,
+            "AccessDeniedException",
+            format!("{} is an AWS managed key of another service", record.arn),
+        ));
+    }
+    let context = ctx.context_mut();
+    context.insert("kms:ViaService", &format!("{service}.amazonaws.com"));
+    context.insert("kms:CallerAccount", &account);
+    for action in ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"] {
+        ctx.authorize_as(action, std::slice::from_ref(&record.arn))?;
+    }
     record.check_usable()?;
     Ok(record.arn)
 }

@@ -255,7 +255,15 @@ pub(crate) fn check_binding(
             auth.service
         )));
     }
+    let signed = |name: &str| {
+        auth.signed_headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(name))
+    };
     if let Some(target) = request.header("x-amz-target") {
+        if !signed("x-amz-target") {
+            return Err(mismatch("X-Amz-Target is not among its signed headers"));
+        }
         let named = target.rsplit('.').next().unwrap_or(target);
         if named != operation {
             return Err(mismatch(&format!("it targets {named}")));
@@ -276,6 +284,9 @@ pub(crate) fn check_binding(
         .header("content-type")
         .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
     {
+        if !signed("content-type") {
+            return Err(mismatch("Content-Type is not among its signed headers"));
+        }
         params.extend(form_pairs(&String::from_utf8_lossy(&request.body)));
     }
     let action = params
@@ -291,7 +302,9 @@ pub(crate) fn check_binding(
     params.retain(|(k, _)| k != "Action" && k != "Version");
     params.sort();
     let mut expected = Vec::new();
-    flatten_query(input, "", &mut expected);
+    if !flatten_query(input, "", &mut expected) {
+        return Err(mismatch("its input cannot be written as query parameters"));
+    }
     expected.sort();
     if params == expected {
         Ok(())
@@ -311,7 +324,9 @@ fn form_pairs(text: &str) -> Vec<(String, String)> {
 }
 
 /// The AWS query protocol's flattening: `Tags.member.1.Key`, `PolicyArns.member.2.arn`.
-fn flatten_query(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String, String)>) {
+/// False for input it cannot write unambiguously (names holding `.`, nulls, empty lists or
+/// objects), which then cannot match a signed request.
+fn flatten_query(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String, String)>) -> bool {
     use serde_json::Value;
     let join = |name: &str| {
         if prefix.is_empty() {
@@ -322,19 +337,31 @@ fn flatten_query(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String,
     };
     match value {
         Value::Object(map) => {
-            for (k, v) in map {
-                flatten_query(v, &join(k), out);
-            }
+            (prefix.is_empty() || !map.is_empty())
+                && map
+                    .iter()
+                    .all(|(k, v)| !k.contains('.') && flatten_query(v, &join(k), out))
         }
         Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                flatten_query(v, &join(&format!("member.{}", i + 1)), out);
-            }
+            !items.is_empty()
+                && items
+                    .iter()
+                    .enumerate()
+                    .all(|(i, v)| flatten_query(v, &join(&format!("member.{}", i + 1)), out))
         }
-        Value::String(s) => out.push((prefix.to_owned(), s.clone())),
-        Value::Number(n) => out.push((prefix.to_owned(), n.to_string())),
-        Value::Bool(b) => out.push((prefix.to_owned(), b.to_string())),
-        Value::Null => {}
+        Value::String(s) => {
+            out.push((prefix.to_owned(), s.clone()));
+            true
+        }
+        Value::Number(n) => {
+            out.push((prefix.to_owned(), n.to_string()));
+            true
+        }
+        Value::Bool(b) => {
+            out.push((prefix.to_owned(), b.to_string()));
+            true
+        }
+        Value::Null => false,
     }
 }
 
@@ -496,6 +523,46 @@ mod tests {
                 .message()
                 .contains("expired")
         );
+    }
+
+    #[test]
+    fn bindings_need_signed_targets_and_plain_input() {
+        let auth = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/kms/aws4_request, SignedHeaders=host;x-amz-date, Signature=00".to_owned();
+        let headers = vec![
+            ("Host".to_owned(), "kms.amazonaws.com".to_owned()),
+            ("X-Amz-Date".to_owned(), "20150830T123600Z".to_owned()),
+            (
+                "X-Amz-Target".to_owned(),
+                "TrentService.ScheduleKeyDeletion".to_owned(),
+            ),
+            ("Authorization".to_owned(), auth),
+        ];
+        let request = SignedRequest::new("POST", "/", "", headers, b"{}".to_vec());
+        let err = check_binding(
+            &request,
+            "kms",
+            "ScheduleKeyDeletion",
+            &serde_json::json!({}),
+        )
+        .unwrap_err();
+        assert!(err.message().contains("X-Amz-Target"), "{err}");
+        let mut out = Vec::new();
+        assert!(!flatten_query(
+            &serde_json::json!({"Tags.member.1.Key": "k"}),
+            "",
+            &mut out
+        ));
+        assert!(!flatten_query(
+            &serde_json::json!({"Tags": []}),
+            "",
+            &mut out
+        ));
+        assert!(flatten_query(
+            &serde_json::json!({"Tags": [{"Key": "k"}]}),
+            "",
+            &mut out
+        ));
+        assert_eq!(out, [("Tags.member.1.Key".to_owned(), "k".to_owned())]);
     }
 
     #[test]

@@ -279,3 +279,121 @@ fn repository_policies_and_tags_decide_access() {
         "AccessDeniedException"
     );
 }
+
+#[test]
+fn repository_keys_must_be_the_callers_to_use() {
+    let keep = codekeep::Keep::memory().unwrap();
+    let (account, cc) = crate::account_client(&keep, "codecommit");
+    let (other, other_kms) = crate::account_client(&keep, "kms");
+    // The managed key may be named before it exists.
+    let fresh = cc
+        .call(
+            "CreateRepository",
+            json!({"repositoryName": "a", "kmsKeyId": "alias/aws/codecommit"}),
+        )
+        .unwrap();
+    assert!(
+        fresh["repositoryMetadata"]["kmsKeyId"]
+            .as_str()
+            .unwrap()
+            .contains(&account)
+    );
+    // Another account's key, and another service's managed key, are refused.
+    let foreign = create_key(&other_kms);
+    let foreign_arn = format!("arn:aws:kms:us-east-1:{other}:key/{foreign}");
+    assert_eq!(
+        code(cc.call(
+            "CreateRepository",
+            json!({"repositoryName": "b", "kmsKeyId": foreign_arn})
+        )),
+        "EncryptionKeyNotFoundException"
+    );
+    let iam = keep
+        .client("iam", Caller::account_root(account.parse().unwrap()))
+        .unwrap();
+    iam.call("CreateUser", json!({"UserName": "u"})).unwrap();
+    iam.call(
+        "CreateVirtualMFADevice",
+        json!({"VirtualMFADeviceName": "d"}),
+    )
+    .unwrap();
+    assert_eq!(
+        code(cc.call(
+            "CreateRepository",
+            json!({"repositoryName": "b", "kmsKeyId": "alias/aws/iam"})
+        )),
+        "EncryptionKeyAccessDeniedException"
+    );
+    // A user needs to be allowed to use its key through CodeCommit.
+    let kms = keep
+        .client("kms", Caller::account_root(account.parse().unwrap()))
+        .unwrap();
+    let key = create_key(&kms);
+    let only_cc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "codecommit:*", "Resource": "*"}]});
+    iam.call(
+        "PutUserPolicy",
+        json!({"UserName": "u", "PolicyName": "cc", "PolicyDocument": only_cc.to_string()}),
+    )
+    .unwrap();
+    let user_cc = keep
+        .client(
+            "codecommit",
+            Caller::iam_user(account.parse().unwrap(), "u"),
+        )
+        .unwrap();
+    assert_eq!(
+        code(user_cc.call(
+            "CreateRepository",
+            json!({"repositoryName": "c", "kmsKeyId": key})
+        )),
+        "EncryptionKeyAccessDeniedException"
+    );
+    let via_cc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
+        "Condition": {"StringEquals": {"kms:ViaService": "codecommit.amazonaws.com"}}}]});
+    iam.call(
+        "PutUserPolicy",
+        json!({"UserName": "u", "PolicyName": "kms", "PolicyDocument": via_cc.to_string()}),
+    )
+    .unwrap();
+    user_cc
+        .call(
+            "CreateRepository",
+            json!({"repositoryName": "c", "kmsKeyId": key}),
+        )
+        .unwrap();
+    // The new name of a renamed repository must be allowed too.
+    let narrow = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "codecommit:*", "Resource": "arn:aws:codecommit:*:*:c*"}]});
+    iam.call(
+        "PutUserPolicy",
+        json!({"UserName": "u", "PolicyName": "cc", "PolicyDocument": narrow.to_string()}),
+    )
+    .unwrap();
+    assert_eq!(
+        code(user_cc.call(
+            "UpdateRepositoryName",
+            json!({"oldName": "c", "newName": "z"})
+        )),
+        "AccessDeniedException"
+    );
+    user_cc
+        .call(
+            "UpdateRepositoryName",
+            json!({"oldName": "c", "newName": "c2"}),
+        )
+        .unwrap();
+    // Bad continuation tokens and system tags.
+    assert_eq!(
+        code(cc.call(
+            "ListRepositories",
+            json!({"nextToken": "18446744073709551615"})
+        )),
+        "InvalidContinuationTokenException"
+    );
+    assert_eq!(
+        code(cc.call(
+            "CreateRepository",
+            json!({"repositoryName": "t", "tags": {"aws:x": "y"}})
+        )),
+        "InvalidSystemTagUsageException"
+    );
+}
