@@ -387,14 +387,7 @@ fn load_key(ctx: &mut OpCtx<'_, '_>, key_id_input: &str) -> Result<KeyRecord> {
         // Deleted: `sweep_deleted_keys` removes the record and its material durably.
         return Err(missing());
     }
-    if record.rotation_enabled
-        && record.state == KeyState::Enabled
-        && record.next_rotation.is_some_and(|d| now >= d)
-    {
-        add_version(ctx, &mut record, "AUTOMATIC")?;
-        record.next_rotation = Some(now + record.rotation_period_days * DAY_MS);
-        ctx.txn.put_json(&key, &record)?;
-    }
+    rotate_if_due(ctx, &mut record)?;
     ctx.audit_resources
         .push(("AWS::KMS::Key".to_owned(), record.arn.clone()));
     // The key's tags are `aws:ResourceTag/*` for the check that follows.
@@ -699,6 +692,21 @@ pub(crate) fn decrypt_for_service(
         .filter(|r: &KeyRecord| r.arn == parsed.arn && r.manager.as_deref() == Some("AWS"))
         .ok_or_else(invalid_ciphertext)?;
     open_parsed(ctx, &record, &parsed, context)
+}
+
+/// Adds a key version when automatic rotation is due (on use: there is no background task).
+fn rotate_if_due(ctx: &mut OpCtx<'_, '_>, record: &mut KeyRecord) -> Result<()> {
+    let now = ctx.now();
+    if record.rotation_enabled
+        && record.state == KeyState::Enabled
+        && record.next_rotation.is_some_and(|d| now >= d)
+    {
+        add_version(ctx, record, "AUTOMATIC")?;
+        record.next_rotation = Some(now + record.rotation_period_days * DAY_MS);
+        ctx.txn
+            .put_json(&key_key(&record.account, &record.key_id), &*record)?;
+    }
+    Ok(())
 }
 
 /// The ARN of the caller's account's AWS managed key for `service`, created on first use.
