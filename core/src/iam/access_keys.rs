@@ -104,8 +104,7 @@ pub(crate) fn rename_owner(
     lname: &str,
     name: &str,
 ) -> Result<()> {
-    for (k, _) in txn.scan_prefix(&key(account, &["user-key", lname]), None, usize::MAX)? {
-        let id = k.last().unwrap_or_default();
+    for id in super::index_entries(txn, account, "user-key", lname)? {
         if let Some(mut record) = find_access_key(txn, &id)? {
             name.clone_into(&mut record.user);
             txn.put_json(&global_key(&id), &record)?;
@@ -195,12 +194,7 @@ pub(crate) fn list_access_keys(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result
     let user = authorize_user(ctx, &name)?;
     let account = ctx.account()?.to_string();
     let mut rows = Vec::new();
-    for (k, _) in ctx.txn.scan_prefix(
-        &key(&account, &["user-key", &lower(&user.name)]),
-        None,
-        usize::MAX,
-    )? {
-        let id = k.last().unwrap_or_default();
+    for id in super::index_entries(ctx.txn, &account, "user-key", &lower(&user.name))? {
         if let Some(record) = find_access_key(ctx.txn, &id)? {
             rows.push((id, record.metadata()));
         }

@@ -171,15 +171,7 @@ pub(crate) fn attached_arns(
     entity: &str,
     lname: &str,
 ) -> Result<Vec<String>> {
-    Ok(txn
-        .scan_prefix(
-            &key(account, &[&format!("{entity}-attached"), lname]),
-            None,
-            usize::MAX,
-        )?
-        .into_iter()
-        .filter_map(|(k, _)| k.last())
-        .collect())
+    super::index_entries(txn, account, &format!("{entity}-attached"), lname)
 }
 
 /// The inline policies of an entity: `(policy name, document)`.

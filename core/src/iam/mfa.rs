@@ -152,8 +152,7 @@ pub(crate) fn rename_owner(
     lname: &str,
     name: &str,
 ) -> Result<()> {
-    for (k, _) in txn.scan_prefix(&key(account, &["user-mfa", lname]), None, usize::MAX)? {
-        let serial = k.last().unwrap_or_default();
+    for serial in super::index_entries(txn, account, "user-mfa", lname)? {
         if let Ok(mut device) = load_device(txn, account, &serial) {
             device.user = Some(name.to_owned());
             txn.put_json(&device_key(account, &device.name), &device)?;
@@ -260,12 +259,7 @@ pub(crate) fn list_mfa_devices(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result
     let user = authorize_user(ctx, &user_name)?;
     let account = ctx.account()?.to_string();
     let mut rows = Vec::new();
-    for (k, _) in ctx.txn.scan_prefix(
-        &key(&account, &["user-mfa", &lower(&user.name)]),
-        None,
-        usize::MAX,
-    )? {
-        let serial = k.last().unwrap_or_default();
+    for serial in super::index_entries(ctx.txn, &account, "user-mfa", &lower(&user.name))? {
         if let Ok(device) = load_device(ctx.txn, &account, &serial) {
             rows.push((
                 serial.clone(),

@@ -602,6 +602,40 @@ pub(crate) fn key(account: &str, parts: &[&str]) -> Key {
         .fold(Key::new("iam").push(account), |k, p| k.push(p))
 }
 
+/// The last components of the index entries under `iam/<account>/<area>/<owner>`: the ids,
+/// names or ARNs an entity's index lists (its keys, groups, attached policies, ...).
+pub(crate) fn index_entries(
+    txn: &mut crate::store::Txn<'_>,
+    account: &str,
+    area: &str,
+    owner: &str,
+) -> Result<Vec<String>> {
+    Ok(txn
+        .scan_prefix(&key(account, &[area, owner]), None, usize::MAX)?
+        .into_iter()
+        .filter_map(|(k, _)| k.last())
+        .collect())
+}
+
+/// IAM's `DeleteConflict` for the first of `areas` under which `owner` still has an entry:
+/// an entity is deleted only once what hangs off it is gone.
+pub(crate) fn refuse_if_in_use(
+    txn: &mut crate::store::Txn<'_>,
+    account: &str,
+    owner: &str,
+    areas: &[(&str, &str)],
+) -> Result<()> {
+    for (area, message) in areas {
+        if !txn
+            .scan_prefix(&key(account, &[area, owner]), None, 1)?
+            .is_empty()
+        {
+            return Err(delete_conflict(*message));
+        }
+    }
+    Ok(())
+}
+
 // ---- tags ----
 
 pub(crate) type Tags = BTreeMap<String, String>;

@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 
 use super::users::boundary_json;
 use super::{
-    Tags, already_exists, delete_conflict, iam_arn, key, lower, merge_tags, no_such_entity, page,
-    path_member, path_prefix, request_tags_context, resource_tags_context, tag_keys_member,
-    tags_json, tags_member, unique_id, validation_error,
+    Tags, already_exists, iam_arn, key, lower, merge_tags, no_such_entity, page, path_member,
+    path_prefix, request_tags_context, resource_tags_context, tag_keys_member, tags_json,
+    tags_member, unique_id, validation_error,
 };
 use crate::api::{OpCtx, optional_i64, optional_str, required_str};
 use crate::clock::epoch_seconds;
@@ -190,24 +190,21 @@ pub(crate) fn delete_role(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
     let name = required_str(input, "RoleName")?;
     let role = authorize_role(ctx, name)?;
     let account = ctx.account()?.to_string();
-    for (area, what) in [
-        (
-            "role-policy",
-            "Cannot delete entity, must delete policies first.",
-        ),
-        (
-            "role-attached",
-            "Cannot delete entity, must detach all policies first.",
-        ),
-    ] {
-        if !ctx
-            .txn
-            .scan_prefix(&key(&account, &[area, &lower(name)]), None, 1)?
-            .is_empty()
-        {
-            return Err(delete_conflict(what));
-        }
-    }
+    super::refuse_if_in_use(
+        ctx.txn,
+        &account,
+        &lower(name),
+        &[
+            (
+                "role-policy",
+                "Cannot delete entity, must delete policies first.",
+            ),
+            (
+                "role-attached",
+                "Cannot delete entity, must detach all policies first.",
+            ),
+        ],
+    )?;
     ctx.txn.delete(&role_key(&account, name))?;
     if let Some(b) = &role.boundary {
         super::policies::adjust_boundary_usage(ctx.txn, &account, b, -1)?;

@@ -184,8 +184,7 @@ pub(crate) fn rename_owner(
     lname: &str,
     name: &str,
 ) -> Result<()> {
-    for (k, _) in txn.scan_prefix(&key(account, &["user-ssh", lname]), None, usize::MAX)? {
-        let id = k.last().unwrap_or_default();
+    for id in super::index_entries(txn, account, "user-ssh", lname)? {
         if let Some(mut record) = find(txn, &id)? {
             name.clone_into(&mut record.user);
             txn.put_json(&by_id(&id), &record)?;
@@ -285,12 +284,7 @@ pub(crate) fn list_ssh_public_keys(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Re
     let user = authorize_user(ctx, &name)?;
     let account = ctx.account()?.to_string();
     let mut rows = Vec::new();
-    for (k, _) in ctx.txn.scan_prefix(
-        &key(&account, &["user-ssh", &lower(&user.name)]),
-        None,
-        usize::MAX,
-    )? {
-        let id = k.last().unwrap_or_default();
+    for id in super::index_entries(ctx.txn, &account, "user-ssh", &lower(&user.name))? {
         if let Some(record) = find(ctx.txn, &id)? {
             rows.push((id, record.json(false)));
         }

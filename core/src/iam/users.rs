@@ -4,9 +4,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Tags, already_exists, delete_conflict, iam_arn, key, lower, merge_tags, no_such_entity, page,
-    path_member, path_prefix, request_tags_context, resource_tags_context, tag_keys_member,
-    tags_json, tags_member, unique_id,
+    Tags, already_exists, iam_arn, key, lower, merge_tags, no_such_entity, page, path_member,
+    path_prefix, request_tags_context, resource_tags_context, tag_keys_member, tags_json,
+    tags_member, unique_id,
 };
 use crate::api::{OpCtx, optional_str, required_str};
 use crate::clock::epoch_seconds;
@@ -307,44 +307,41 @@ pub(crate) fn delete_user(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
     let user = authorize_user(ctx, name)?;
     let account = ctx.account()?.to_string();
     let lname = lower(name);
-    for (area, what) in [
-        (
-            "user-policy",
-            "Cannot delete entity, must delete policies first.",
-        ),
-        (
-            "user-attached",
-            "Cannot delete entity, must detach all policies first.",
-        ),
-        (
-            "user-group",
-            "Cannot delete entity, must remove users from group first.",
-        ),
-        (
-            "user-key",
-            "Cannot delete entity, must delete access keys first.",
-        ),
-        (
-            "user-credential",
-            "Cannot delete entity, must delete service specific credentials first.",
-        ),
-        (
-            "user-ssh",
-            "Cannot delete entity, must delete SSH public keys first.",
-        ),
-        (
-            "user-mfa",
-            "Cannot delete entity, must delete MFA device first.",
-        ),
-    ] {
-        if !ctx
-            .txn
-            .scan_prefix(&key(&account, &[area, &lname]), None, 1)?
-            .is_empty()
-        {
-            return Err(delete_conflict(what));
-        }
-    }
+    super::refuse_if_in_use(
+        ctx.txn,
+        &account,
+        &lname,
+        &[
+            (
+                "user-policy",
+                "Cannot delete entity, must delete policies first.",
+            ),
+            (
+                "user-attached",
+                "Cannot delete entity, must detach all policies first.",
+            ),
+            (
+                "user-group",
+                "Cannot delete entity, must remove users from group first.",
+            ),
+            (
+                "user-key",
+                "Cannot delete entity, must delete access keys first.",
+            ),
+            (
+                "user-credential",
+                "Cannot delete entity, must delete service specific credentials first.",
+            ),
+            (
+                "user-ssh",
+                "Cannot delete entity, must delete SSH public keys first.",
+            ),
+            (
+                "user-mfa",
+                "Cannot delete entity, must delete MFA device first.",
+            ),
+        ],
+    )?;
     ctx.txn.delete(&user_key(&account, name))?;
     if let Some(b) = &user.boundary {
         super::policies::adjust_boundary_usage(ctx.txn, &account, b, -1)?;
@@ -460,28 +457,25 @@ pub(crate) fn delete_group(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Val
     let group = authorize_group(ctx, name)?;
     let account = ctx.account()?.to_string();
     let lname = lower(name);
-    for (area, what) in [
-        (
-            "member",
-            "Cannot delete entity, must remove users from group first.",
-        ),
-        (
-            "group-policy",
-            "Cannot delete entity, must delete policies first.",
-        ),
-        (
-            "group-attached",
-            "Cannot delete entity, must detach all policies first.",
-        ),
-    ] {
-        if !ctx
-            .txn
-            .scan_prefix(&key(&account, &[area, &lname]), None, 1)?
-            .is_empty()
-        {
-            return Err(delete_conflict(what));
-        }
-    }
+    super::refuse_if_in_use(
+        ctx.txn,
+        &account,
+        &lname,
+        &[
+            (
+                "member",
+                "Cannot delete entity, must remove users from group first.",
+            ),
+            (
+                "group-policy",
+                "Cannot delete entity, must delete policies first.",
+            ),
+            (
+                "group-attached",
+                "Cannot delete entity, must detach all policies first.",
+            ),
+        ],
+    )?;
     ctx.txn.delete(&group_key(&account, name))?;
     ctx.audit_resources
         .push(("AWS::IAM::Group".into(), group.arn));
@@ -548,12 +542,7 @@ pub(crate) fn list_groups_for_user(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Re
 /// The groups a user belongs to.
 pub(crate) fn groups_of(txn: &mut Txn<'_>, account: &str, user: &str) -> Result<Vec<GroupRecord>> {
     let mut groups = Vec::new();
-    for (k, _) in txn.scan_prefix(
-        &key(account, &["user-group", &lower(user)]),
-        None,
-        usize::MAX,
-    )? {
-        let name = k.last().unwrap_or_default();
+    for name in super::index_entries(txn, account, "user-group", &lower(user))? {
         if let Some(group) = txn.get_json::<GroupRecord>(&key(account, &["group", &name]))? {
             groups.push(group);
         }
