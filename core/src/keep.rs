@@ -51,6 +51,12 @@ pub(crate) struct KeepInner {
     pub token_key: crate::iam::TokenKey,
     #[cfg(feature = "crypto")]
     pub mfa_throttle: crate::iam::MfaThrottle,
+    /// Where pushes are indexed; the only place a repository's plaintext touches disk.
+    #[cfg(feature = "git")]
+    pub spool_dir: std::path::PathBuf,
+    /// Loaded object indexes of repositories, by repository id.
+    #[cfg(feature = "git")]
+    pub git_objects: crate::codecommit::git::ObjectsCache,
 }
 
 /// Builds a [`Keep`] from chosen parts; anything not set gets the embedded default.
@@ -62,6 +68,7 @@ pub struct KeepBuilder {
     region: Option<Region>,
     #[cfg(feature = "crypto")]
     key_provider: Option<Arc<dyn crate::crypto::KeyProvider>>,
+    spool_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for KeepBuilder {
@@ -110,6 +117,15 @@ impl KeepBuilder {
         self
     }
 
+    /// Indexes pushes under this directory (default: `spool/` of the keep's directory, or the
+    /// system's temporary directory for a keep in memory). Each push gets its own
+    /// subdirectory, removed when the push ends.
+    #[must_use]
+    pub fn spool_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
     /// Opens the keep: checks that the key provider matches the stored data and prepares the
     /// audit log.
     ///
@@ -150,6 +166,12 @@ impl KeepBuilder {
             token_key,
             #[cfg(feature = "crypto")]
             mfa_throttle: crate::iam::MfaThrottle::default(),
+            #[cfg(feature = "git")]
+            spool_dir: self.spool_dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("codekeep-spool-{}", std::process::id()))
+            }),
+            #[cfg(feature = "git")]
+            git_objects: crate::codecommit::git::ObjectsCache::default(),
         };
         Ok(Keep {
             inner: Arc::new(inner),
@@ -198,7 +220,8 @@ impl Keep {
         std::fs::create_dir_all(path)?;
         let builder = Keep::builder()
             .meta(Meta::new(SqliteMeta::open(&path.join("meta.db"))?))
-            .blobs(Arc::new(LocalBlobStore::open(&path.join("blobs"))?));
+            .blobs(Arc::new(LocalBlobStore::open(&path.join("blobs"))?))
+            .spool_dir(path.join("spool"));
         #[cfg(feature = "crypto")]
         let builder = builder.key_provider(Arc::new(
             crate::crypto::MasterKeyProvider::load_or_create(&path.join("master.key"))?,
@@ -221,6 +244,7 @@ impl Keep {
         Keep::builder()
             .meta(Meta::new(SqliteMeta::open(&path.join("meta.db"))?))
             .blobs(Arc::new(LocalBlobStore::open(&path.join("blobs"))?))
+            .spool_dir(path.join("spool"))
             .key_provider(provider)
             .build()
     }

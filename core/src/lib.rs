@@ -5,6 +5,7 @@
 //! ## Default
 //! - `crypto`: the KMS service and the envelope format.
 //! - `audit`: the CloudTrail-shaped, tamper-evident audit trail (implies `crypto`).
+//! - `git`: CodeCommit repositories and git hosting (implies `crypto`: packs are sealed).
 //!
 //! ## Optional
 //! - `postgres`: the PostgreSQL metadata backend ([`store::PostgresMeta`]).
@@ -24,16 +25,23 @@ pub mod arn;
 #[cfg(feature = "audit")]
 pub mod audit;
 pub mod clock;
+#[cfg(feature = "git")]
 mod codecommit;
 #[cfg(feature = "crypto")]
 pub mod crypto;
 mod error;
+#[cfg(feature = "git")]
+mod git;
 mod iam;
 mod id;
 mod keep;
 pub mod policy;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod store;
 
 pub use api::{Caller, Client};
+#[cfg(feature = "git")]
+pub use codecommit::git::{GitRequest, GitService};
 pub use error::{Error, ErrorKind, Result};
 pub use keep::{Keep, KeepBuilder};

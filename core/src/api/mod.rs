@@ -223,6 +223,24 @@ fn dispatch(
     caller: &Caller,
     input: &Value,
 ) -> Result<Value> {
+    run(keep, op, caller, input, |ctx| {
+        Ok(((op.handler)(ctx, input)?, ()))
+    })
+    .map(|(out, ())| out)
+}
+
+/// Runs `body` as the operation `op` called by `caller` with `input`: the caller is resolved,
+/// the body runs in one transaction and must authorize, and the call is audited (the body's
+/// `Value` is the response CloudTrail records). Besides API calls, the git front ends use it
+/// for the actions of a git request (`codecommit:GitPull`, `codecommit:GitPush`), whose body
+/// hands back what the request needs (`R`).
+pub(crate) fn run<R>(
+    keep: &Arc<KeepInner>,
+    op: &'static Operation,
+    caller: &Caller,
+    input: &Value,
+    mut body: impl FnMut(&mut OpCtx<'_, '_>) -> Result<(Value, R)>,
+) -> Result<(Value, R)> {
     let now = keep.clock.now_millis();
     let principal = match caller
         .check_binding(op.iam_prefix, op.name, input)
@@ -269,7 +287,7 @@ fn dispatch(
             let account = req.principal.account().map(crate::arn::AccountId::as_str);
             crate::crypto::add_condition_keys(ctx.context_mut(), input, account);
         }
-        let output = (op.handler)(&mut ctx, input)?;
+        let (output, extra) = body(&mut ctx)?;
         if !ctx.authorized {
             return Err(Error::internal(format!(
                 "operation `{}` returned without authorizing the caller",
@@ -290,7 +308,7 @@ fn dispatch(
             let record = crate::audit::api_call_record(op, &req, input, Ok(&output), &resources);
             crate::audit::append(ctx.txn, keep, &record)?;
         }
-        Ok(output)
+        Ok((output, extra))
     });
     result.map_err(|err| record_failure(keep, op, &req, input, err))
 }

@@ -34,7 +34,10 @@ pub(crate) struct Operation {
 pub(crate) fn operations() -> impl Iterator<Item = &'static Operation> {
     let tables: [&'static [Operation]; 8] = [
         crate::keep::ORGANIZATION_OPERATIONS,
+        #[cfg(feature = "git")]
         crate::codecommit::CODECOMMIT_OPERATIONS,
+        #[cfg(not(feature = "git"))]
+        &[],
         crate::iam::SCP_OPERATIONS,
         crate::iam::IAM_OPERATIONS,
         #[cfg(feature = "crypto")]

@@ -2,9 +2,10 @@
 //! validation and error codes. Each repository names the KMS key its data is encrypted under:
 //! the caller's key, or the account's AWS managed key `alias/aws/codecommit`.
 //!
-//! Git storage, branches and the git protocol come with the git hosting work; the repository
-//! records here are what they attach to.
+//! Git requests (`git`) authorize `codecommit:GitPull` / `codecommit:GitPush`, read and move
+//! refs, and store packs sealed under the repository's data key.
 
+pub(crate) mod git;
 mod repositories;
 
 use serde_json::Value;

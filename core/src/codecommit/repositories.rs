@@ -31,10 +31,14 @@ pub(crate) struct RepositoryRecord {
     pub kms_key_arn: String,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The repository's data key, wrapped by `kms_key_arn` (a KMS ciphertext blob, base64):
+    /// every pack and index of the repository is sealed under it.
+    #[serde(default)]
+    pub data_key: Option<String>,
 }
 
 impl RepositoryRecord {
-    fn arn(&self, region: &str) -> String {
+    pub(crate) fn arn(&self, region: &str) -> String {
         repository_arn(region, &self.account, &self.name)
     }
 
@@ -60,11 +64,11 @@ impl RepositoryRecord {
     }
 }
 
-fn repository_arn(region: &str, account: &str, name: &str) -> String {
+pub(crate) fn repository_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:codecommit:{region}:{account}:{name}")
 }
 
-fn repo_key(account: &str, name: &str) -> Key {
+pub(crate) fn repo_key(account: &str, name: &str) -> Key {
     Key::new("codecommit").push(account).push("repo").push(name)
 }
 
@@ -72,7 +76,7 @@ fn repos_prefix(account: &str) -> Key {
     Key::new("codecommit").push(account).push("repo")
 }
 
-fn does_not_exist(name: &str) -> crate::Error {
+pub(crate) fn does_not_exist(name: &str) -> crate::Error {
     error(
         ErrorKind::NotFound,
         "RepositoryDoesNotExistException",
@@ -81,7 +85,7 @@ fn does_not_exist(name: &str) -> crate::Error {
 }
 
 /// CodeCommit's rule: 1 to 100 letters, digits, `.`, `_` and `-`, not ending in `.git`.
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     let ok = (1..=MAX_NAME).contains(&name.len())
         && name
             .bytes()
@@ -192,25 +196,17 @@ fn key_error(e: crate::Error) -> crate::Error {
 
 /// The key a repository is to use: the given one, or the AWS managed `alias/aws/codecommit`.
 fn resolve_key(ctx: &mut OpCtx<'_, '_>, key_ref: Option<&str>) -> Result<String> {
-    #[cfg(feature = "crypto")]
-    {
-        match key_ref {
-            Some(k) => crate::crypto::usable_key_arn(ctx, "codecommit", k).map_err(key_error),
-            None => crate::crypto::managed_key_arn(ctx, "codecommit"),
-        }
-    }
-    #[cfg(not(feature = "crypto"))]
-    {
-        let _ = (ctx, key_ref);
-        Err(error(
-            ErrorKind::Unsupported,
-            "EncryptionKeyUnavailableException",
-            "this build has no KMS (feature `crypto`)",
-        ))
+    match key_ref {
+        Some(k) => crate::crypto::usable_key_arn(ctx, "codecommit", k).map_err(key_error),
+        None => crate::crypto::managed_key_arn(ctx, "codecommit"),
     }
 }
 
-fn load(txn: &mut Txn<'_>, account: &str, name: &str) -> Result<Option<RepositoryRecord>> {
+pub(crate) fn load(
+    txn: &mut Txn<'_>,
+    account: &str,
+    name: &str,
+) -> Result<Option<RepositoryRecord>> {
     txn.get_json(&repo_key(account, name))
 }
 
@@ -267,8 +263,11 @@ pub(crate) fn create_repository(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Resul
     }
     let kms_key_arn = resolve_key(ctx, key_ref)?;
     let now = ctx.now();
+    let id = crate::id::uuid_v4();
+    let data_key = Some(super::git::new_data_key(ctx, &id, &kms_key_arn)?);
     let record = RepositoryRecord {
-        id: crate::id::uuid_v4(),
+        id,
+        data_key,
         name: name.to_owned(),
         account,
         description,
@@ -445,6 +444,14 @@ pub(crate) fn update_repository_encryption_key(
     let key_ref = required(input, "kmsKeyId", "EncryptionKeyRequiredException")?;
     let mut record = authorize_repository(ctx, name)?;
     let new_key = resolve_key(ctx, Some(key_ref))?;
+    // The packs stay as they are: only the data key is wrapped again, by the new key. That
+    // needs the current key too, so a disabled current key refuses (EncryptionKeyDisabled).
+    record.data_key = match &record.data_key {
+        Some(wrapped) => Some(
+            super::git::rewrap_data_key(ctx, &record.id, wrapped, &new_key).map_err(key_error)?,
+        ),
+        None => None,
+    };
     let original = std::mem::replace(&mut record.kms_key_arn, new_key);
     record.modified = ctx.now();
     save(ctx, &record)?;

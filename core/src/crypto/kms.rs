@@ -694,6 +694,51 @@ pub(crate) fn decrypt_for_service(
     open_parsed(ctx, &record, &parsed, context)
 }
 
+#[cfg(feature = "git")]
+/// Encrypts `plaintext` (a service's data key) under `key_arn`, a key the service resolved
+/// with [`usable_key_arn`] or [`managed_key_arn`] in the same call (which authorized the caller).
+pub(crate) fn wrap_for_service(
+    ctx: &mut OpCtx<'_, '_>,
+    key_arn: &str,
+    context: &EncryptionContext,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let record = load_key(ctx, key_arn)?;
+    record.check_usable()?;
+    encrypt_with(ctx, &record, context, plaintext)
+}
+
+#[cfg(feature = "git")]
+/// Decrypts a blob a service wrapped with [`wrap_for_service`], on the caller's behalf: the key
+/// must belong to the caller's account; a customer managed key must allow the caller
+/// `kms:Decrypt` through the service (`kms:ViaService`), an AWS managed key needs no permission.
+pub(crate) fn unwrap_for_service(
+    ctx: &mut OpCtx<'_, '_>,
+    service: &str,
+    blob: &[u8],
+    context: &EncryptionContext,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let parsed = parse_blob(blob)?;
+    let record = load_key(ctx, &parsed.arn).map_err(|e| {
+        if e.kind() == ErrorKind::NotFound {
+            invalid_ciphertext()
+        } else {
+            e
+        }
+    })?;
+    if record.arn != parsed.arn || record.account != ctx.account()?.as_str() {
+        return Err(invalid_ciphertext());
+    }
+    if record.manager.as_deref() != Some("AWS") {
+        let account = record.account.clone();
+        let context_keys = ctx.context_mut();
+        context_keys.insert("kms:ViaService", &format!("{service}.amazonaws.com"));
+        context_keys.insert("kms:CallerAccount", &account);
+        ctx.authorize_as("kms:Decrypt", std::slice::from_ref(&record.arn))?;
+    }
+    open_parsed(ctx, &record, &parsed, context)
+}
+
 /// Adds a key version when automatic rotation is due (on use: there is no background task).
 fn rotate_if_due(ctx: &mut OpCtx<'_, '_>, record: &mut KeyRecord) -> Result<()> {
     let now = ctx.now();
@@ -709,11 +754,13 @@ fn rotate_if_due(ctx: &mut OpCtx<'_, '_>, record: &mut KeyRecord) -> Result<()> 
     Ok(())
 }
 
+#[cfg(feature = "git")]
 /// The ARN of the caller's account's AWS managed key for `service`, created on first use.
 pub(crate) fn managed_key_arn(ctx: &mut OpCtx<'_, '_>, service: &str) -> Result<String> {
     managed_key(ctx, service).map(|k| k.arn)
 }
 
+#[cfg(feature = "git")]
 /// Resolves a key reference a service was given (key id, key ARN, alias name or alias ARN) to
 /// the key's ARN, for a service that will encrypt the caller's data under it: the key must be
 /// the caller's account's own, the caller must be allowed to use it through the service

@@ -20,7 +20,9 @@ pub use envelope::{
 };
 pub(crate) use kms::{
     KMS_OPERATIONS, add_condition_keys, decrypt_for_service, encrypt_for_service, key_policy,
-    managed_key_arn, sweep_deleted_keys, usable_key_arn,
+    sweep_deleted_keys,
 };
+#[cfg(feature = "git")]
+pub(crate) use kms::{managed_key_arn, unwrap_for_service, usable_key_arn, wrap_for_service};
 pub(crate) use provider::PBKDF2_ITERATIONS;
 pub use provider::{KeyProvider, MasterKeyProvider};

@@ -110,6 +110,15 @@ fn repositories_have_codecommits_shapes_and_errors() {
         )),
         "EncryptionKeyDisabledException"
     );
+    // Re-keying unwraps the repository's data key with its current key: not while disabled.
+    assert_eq!(
+        code(cc.call(
+            "UpdateRepositoryEncryptionKey",
+            json!({"repositoryName": "api", "kmsKeyId": "alias/aws/codecommit"}),
+        )),
+        "EncryptionKeyDisabledException"
+    );
+    kms.call("EnableKey", json!({"KeyId": key})).unwrap();
     let rekeyed = cc
         .call(
             "UpdateRepositoryEncryptionKey",

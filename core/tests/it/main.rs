@@ -15,6 +15,8 @@ mod codecommit;
 mod credentials;
 mod dispatch;
 mod envelope;
+#[cfg(feature = "server")]
+mod git_http;
 mod iam;
 mod iam_vectors;
 mod kms;

@@ -1,0 +1,374 @@
+//! receive-pack: what `git push` talks to (gitprotocol-pack, always v0). Commands are read,
+//! the pack is streamed to the spool and indexed by gix-pack (thin packs completed from the
+//! store), every object in it is parsed and its links checked, and only then are refs moved,
+//! all at once through the repository's [`PushSink`].
+
+use std::collections::HashSet;
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use gix_hash::ObjectId;
+use gix_object::Kind;
+
+use super::pktline::{self, Packet, PacketReader, Sideband, SidebandMode, protocol};
+use super::{Snapshot, agent};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Capabilities of the receive-pack advertisement: exactly what is implemented here.
+const CAPABILITIES: &[&str] = &[
+    "report-status",
+    "report-status-v2",
+    "delete-refs",
+    "side-band-64k",
+    "quiet",
+    "atomic",
+    "ofs-delta",
+    "push-options",
+    "object-format=sha1",
+];
+
+/// One ref a push asks to move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RefUpdate {
+    pub name: String,
+    /// The value the client believes the ref has (zero: the ref must not exist).
+    pub old: ObjectId,
+    /// The new value (zero: delete the ref).
+    pub new: ObjectId,
+}
+
+impl RefUpdate {
+    pub(crate) fn is_delete(&self) -> bool {
+        self.new.is_null()
+    }
+
+    pub(crate) fn is_create(&self) -> bool {
+        self.old.is_null()
+    }
+}
+
+/// A pack that arrived with a push, indexed and checked, still in the spool.
+#[derive(Debug)]
+pub(crate) struct ReceivedPack {
+    pub pack_path: std::path::PathBuf,
+    /// `(id, offset)` of every object, sorted by id.
+    pub entries: Vec<(ObjectId, u64)>,
+    pub pack_len: u64,
+}
+
+/// Where a push lands: the repository's side of receive-pack.
+pub(crate) trait PushSink {
+    /// Stores the pack (when there is one) and applies the updates: each either succeeds or
+    /// gets a reason; with `atomic`, all succeed or none does. Nothing is visible before this
+    /// returns.
+    fn apply(
+        &mut self,
+        pack: Option<ReceivedPack>,
+        updates: &[RefUpdate],
+        atomic: bool,
+        push_options: &[String],
+    ) -> Result<Vec<Option<String>>>;
+}
+
+/// Writes the receive-pack advertisement.
+pub(crate) fn advertise(snap: &Snapshot, out: &mut dyn Write) -> Result<()> {
+    let mut caps: Vec<String> = CAPABILITIES.iter().map(|c| (*c).to_owned()).collect();
+    caps.push(format!("agent={}", agent()));
+    super::upload::write_advertisement(out, &snap.refs, &caps.join(" "))
+}
+
+#[derive(Debug, Default)]
+#[expect(clippy::struct_excessive_bools, reason = "capabilities are flags")]
+struct Requested {
+    report_status: bool,
+    report_status_v2: bool,
+    sideband: bool,
+    quiet: bool,
+    atomic: bool,
+    push_options: bool,
+}
+
+/// Serves one push: reads commands (and push options and the pack) from `input`, applies them
+/// through `sink`, reports to `out`. Returns the updates and their outcomes for the audit
+/// record; an error only when the exchange itself broke.
+#[expect(clippy::too_many_lines, reason = "one exchange, read top to bottom")]
+pub(crate) fn serve<R: Read>(
+    snap: &Snapshot,
+    input: &mut PacketReader<R>,
+    out: &mut dyn Write,
+    spool: &Path,
+    sink: &mut dyn PushSink,
+) -> Result<Vec<(RefUpdate, Option<String>)>> {
+    let mut updates: Vec<RefUpdate> = Vec::new();
+    let mut caps = Requested::default();
+    loop {
+        let packet = match input.read()? {
+            None if updates.is_empty() => return Ok(Vec::new()),
+            None => return Err(protocol("the push ended before its command list did")),
+            Some(p) => p,
+        };
+        let bytes = match packet {
+            Packet::Flush => break,
+            Packet::Data(d) => d.strip_suffix(b"\n").unwrap_or(d),
+            _ => return Err(protocol("unexpected packet in the command list")),
+        };
+        let (command, cap_text) = match bytes.iter().position(|b| *b == 0) {
+            Some(nul) if updates.is_empty() => (
+                bytes.get(..nul).unwrap_or_default(),
+                bytes.get(nul + 1..).unwrap_or_default(),
+            ),
+            Some(_) => return Err(protocol("capabilities after the first command")),
+            None => (bytes, &b""[..]),
+        };
+        for cap in std::str::from_utf8(cap_text)
+            .map_err(|_| protocol("capabilities are not text"))?
+            .split(' ')
+        {
+            match cap {
+                "report-status" => caps.report_status = true,
+                "report-status-v2" => caps.report_status_v2 = true,
+                "side-band-64k" => caps.sideband = true,
+                "quiet" => caps.quiet = true,
+                "atomic" => caps.atomic = true,
+                "push-options" => caps.push_options = true,
+                _ => {}
+            }
+        }
+        let command =
+            std::str::from_utf8(command).map_err(|_| protocol("a command is not text"))?;
+        if command.starts_with("shallow ") {
+            return Err(protocol(
+                "pushing from a shallow repository is not supported",
+            ));
+        }
+        updates.push(parse_command(command)?);
+    }
+    let mut push_options = Vec::new();
+    if caps.push_options {
+        loop {
+            match input.require()? {
+                Packet::Flush => break,
+                p @ Packet::Data(_) => push_options.push(
+                    p.text()
+                        .ok_or_else(|| protocol("a push option is not text"))?
+                        .to_owned(),
+                ),
+                _ => return Err(protocol("unexpected packet in the push options")),
+            }
+        }
+    }
+    let needs_pack = updates.iter().any(|u| !u.is_delete());
+    let mode = if caps.sideband {
+        SidebandMode::Large
+    } else {
+        SidebandMode::None
+    };
+    let results = if needs_pack {
+        match receive_pack(snap, input.inner_mut(), spool) {
+            Ok(received) => {
+                let outcome = check_tips(snap, received.as_ref(), &updates)
+                    .and_then(|()| sink.apply(received, &updates, caps.atomic, &push_options));
+                match outcome {
+                    Ok(results) => Ok(results),
+                    Err(e) => Err(("ok".to_owned(), e)),
+                }
+            }
+            Err(e) => Err((e.message().to_owned(), e)),
+        }
+    } else {
+        sink.apply(None, &updates, caps.atomic, &push_options)
+            .map_err(|e| ("ok".to_owned(), e))
+    };
+    let (unpack, results) = match results {
+        Ok(results) => ("ok".to_owned(), results),
+        Err((unpack, e)) => {
+            let reason = if unpack == "ok" {
+                e.message().to_owned()
+            } else {
+                "unpacker error".to_owned()
+            };
+            (unpack, vec![Some(reason); updates.len()])
+        }
+    };
+    if caps.report_status || caps.report_status_v2 {
+        let mut report: Vec<u8> = Vec::new();
+        pktline::text(&mut report, &format!("unpack {}", one_line(&unpack)))?;
+        for (update, result) in updates.iter().zip(&results) {
+            match result {
+                None => pktline::text(&mut report, &format!("ok {}", update.name))?,
+                Some(reason) => pktline::text(
+                    &mut report,
+                    &format!("ng {} {}", update.name, one_line(reason)),
+                )?,
+            }
+        }
+        pktline::flush(&mut report)?;
+        let mut band = Sideband::new(out, mode, !caps.quiet);
+        band.write_all(&report)?;
+        if caps.sideband {
+            pktline::flush(band.inner())?;
+        }
+    }
+    out.flush()?;
+    Ok(updates.into_iter().zip(results).collect())
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+fn parse_command(line: &str) -> Result<RefUpdate> {
+    let mut parts = line.splitn(3, ' ');
+    let (Some(old), Some(new), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(protocol(&format!("malformed command '{line}'")));
+    };
+    let old = ObjectId::from_hex(old.as_bytes())
+        .map_err(|_| protocol(&format!("malformed old id in '{line}'")))?;
+    let new = ObjectId::from_hex(new.as_bytes())
+        .map_err(|_| protocol(&format!("malformed new id in '{line}'")))?;
+    Ok(RefUpdate {
+        name: name.to_owned(),
+        old,
+        new,
+    })
+}
+
+/// Checks a ref name by git's rules (git-check-ref-format) and codekeep's: only `refs/...`.
+pub(crate) fn check_ref_name(name: &str) -> std::result::Result<(), String> {
+    if !name.starts_with("refs/") {
+        return Err("funny refname".to_owned());
+    }
+    gix_validate::reference::name(name.as_bytes().into())
+        .map(|_| ())
+        .map_err(|e| format!("funny refname: {e}"))
+}
+
+/// Reads the pack into the spool, indexes it and checks every object in it.
+fn receive_pack(
+    snap: &Snapshot,
+    input: &mut dyn Read,
+    spool: &Path,
+) -> Result<Option<ReceivedPack>> {
+    let interrupt = AtomicBool::new(false);
+    let mut reader = BufReader::with_capacity(64 * 1024, input);
+    let outcome = gix_pack::Bundle::write_to_directory(
+        &mut reader,
+        Some(spool),
+        &mut gix_utils::progress::Discard,
+        &interrupt,
+        Some(snap.odb.clone()),
+        gix_hash::Kind::Sha1,
+        gix_pack::bundle::write::Options {
+            thread_limit: Some(1),
+            iteration_mode: gix_pack::data::input::Mode::Verify,
+            index_version: gix_pack::index::Version::V2,
+            alloc_limit_bytes: Some(super::odb::MAX_OBJECT_BYTES),
+            compression: gix_zlib::Compression::default(),
+        },
+    )
+    .map_err(|e| bad_pack(&e.to_string()))?;
+    let (Some(index_path), Some(pack_path)) = (outcome.index_path, outcome.data_path) else {
+        // An empty pack (a push of refs to objects the repository already has).
+        return Ok(None);
+    };
+    let bundle = gix_pack::Bundle::at(&index_path, gix_hash::Kind::Sha1)
+        .map_err(|e| bad_pack(&e.to_string()))?;
+    let count = bundle.index.num_objects();
+    let mut entries = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        entries.push((
+            bundle.index.oid_at_index(i).to_owned(),
+            bundle.index.pack_offset_at_index(i),
+        ));
+    }
+    let in_pack: HashSet<ObjectId> = entries.iter().map(|(id, _)| *id).collect();
+    let mut inflate = gix_zlib::Inflate::default();
+    let mut cache = gix_pack::cache::lru::MemoryCappedHashmap::new(64 << 20);
+    let mut buf = Vec::new();
+    for i in 0..count {
+        let id = bundle.index.oid_at_index(i).to_owned();
+        let (object, _) = bundle
+            .get_object_by_index(i, &mut buf, &mut inflate, &mut cache)
+            .map_err(|e| bad_pack(&format!("object {id}: {e}")))?;
+        check_links(snap, &in_pack, &id, object.kind, object.data)?;
+    }
+    let pack_len = std::fs::metadata(&pack_path)?.len();
+    Ok(Some(ReceivedPack {
+        pack_path,
+        entries,
+        pack_len,
+    }))
+}
+
+/// Parses an object strictly and checks that everything it names exists (in the pack or the
+/// repository): with the repository closed under links, so is the repository plus the pack.
+fn check_links(
+    snap: &Snapshot,
+    in_pack: &HashSet<ObjectId>,
+    id: &ObjectId,
+    kind: Kind,
+    data: &[u8],
+) -> Result<()> {
+    let exists = |target: &ObjectId| in_pack.contains(target) || snap.odb.has(target);
+    let missing = |target: &ObjectId| {
+        bad_pack(&format!(
+            "{kind} {id} names {target}, which is neither in the pack nor in the repository"
+        ))
+    };
+    let sha1 = gix_hash::Kind::Sha1;
+    match kind {
+        Kind::Commit => {
+            let c = gix_object::CommitRef::from_bytes(data, sha1)
+                .map_err(|e| bad_pack(&format!("commit {id} is malformed: {e}")))?;
+            let tree = c.tree();
+            if !exists(&tree) {
+                return Err(missing(&tree));
+            }
+            for p in c.parents() {
+                if !exists(&p) {
+                    return Err(missing(&p));
+                }
+            }
+        }
+        Kind::Tree => {
+            for entry in gix_object::TreeRefIter::from_bytes(data, sha1) {
+                let entry = entry.map_err(|e| bad_pack(&format!("tree {id} is malformed: {e}")))?;
+                let target = entry.oid.to_owned();
+                if !entry.mode.is_commit() && !exists(&target) {
+                    return Err(missing(&target));
+                }
+            }
+        }
+        Kind::Tag => {
+            let t = gix_object::TagRef::from_bytes(data, sha1)
+                .map_err(|e| bad_pack(&format!("tag {id} is malformed: {e}")))?;
+            let target = t.target();
+            if !exists(&target) {
+                return Err(missing(&target));
+            }
+        }
+        Kind::Blob => {}
+    }
+    Ok(())
+}
+
+/// Every new ref value must exist after the push, and a branch must name a commit.
+fn check_tips(snap: &Snapshot, pack: Option<&ReceivedPack>, updates: &[RefUpdate]) -> Result<()> {
+    let in_pack = |id: &ObjectId| {
+        pack.is_some_and(|p| p.entries.binary_search_by(|(e, _)| e.cmp(id)).is_ok())
+    };
+    for u in updates.iter().filter(|u| !u.is_delete()) {
+        if !in_pack(&u.new) && !snap.odb.has(&u.new) {
+            return Err(bad_pack(&format!(
+                "{} would point at {}, which the push did not send",
+                u.name, u.new
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn bad_pack(what: &str) -> Error {
+    Error::aws(ErrorKind::InvalidArgument, "GitPackError", what.to_owned())
+}

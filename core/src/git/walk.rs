@@ -1,0 +1,420 @@
+//! Which objects a fetch sends: commits reachable from the wants and not from what the client
+//! has, cut at the requested depth, then their trees and blobs (minus what the client's
+//! boundary commits already hold, minus what the filter leaves out), and tags that point into
+//! the result (include-tag).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use gix_hash::ObjectId;
+use gix_object::Kind;
+
+use super::odb::Odb;
+use super::pack::corrupt;
+use crate::error::Result;
+
+const SHA1: gix_hash::Kind = gix_hash::Kind::Sha1;
+
+/// A parsed commit: what a walk needs.
+#[derive(Debug, Clone)]
+pub(crate) struct CommitInfo {
+    pub tree: ObjectId,
+    pub parents: Vec<ObjectId>,
+    /// Committer time, seconds since the epoch.
+    pub time: i64,
+}
+
+/// Reads a commit.
+pub(crate) fn commit(odb: &Odb, id: &ObjectId) -> Result<CommitInfo> {
+    let (kind, data) = odb.get(id)?;
+    if kind != Kind::Commit {
+        return Err(corrupt(&format!("{id} is a {kind}, not a commit")));
+    }
+    let c = gix_object::CommitRef::from_bytes(&data, SHA1)
+        .map_err(|e| corrupt(&format!("commit {id} does not parse: {e}")))?;
+    Ok(CommitInfo {
+        tree: c.tree(),
+        parents: c.parents().collect(),
+        time: c.time().map_or(0, |t| t.seconds),
+    })
+}
+
+/// Follows annotated tags to the object they finally name; returns that object and its kind,
+/// and the tag objects passed on the way.
+pub(crate) fn peel(odb: &Odb, id: &ObjectId) -> Result<(ObjectId, Kind, Vec<ObjectId>)> {
+    let mut current = *id;
+    let mut tags = Vec::new();
+    for _ in 0..64 {
+        let (kind, data) = odb.get(&current)?;
+        if kind != Kind::Tag {
+            return Ok((current, kind, tags));
+        }
+        let tag = gix_object::TagRef::from_bytes(&data, SHA1)
+            .map_err(|e| corrupt(&format!("tag {current} does not parse: {e}")))?;
+        tags.push(current);
+        current = tag.target();
+    }
+    Err(corrupt("a chain of tags is too long"))
+}
+
+/// How much history a fetch asks for.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Depth {
+    /// `deepen <n>`: at most n commits deep from each want.
+    pub commits: Option<u32>,
+    /// `deepen-relative`: the depth counts from the client's current shallow boundary.
+    pub relative: bool,
+    /// `deepen-since <time>`: only commits at or after this time.
+    pub since: Option<i64>,
+    /// `deepen-not <ref>`: stop at commits reachable from these.
+    pub not: Vec<ObjectId>,
+}
+
+impl Depth {
+    pub(crate) fn is_set(&self) -> bool {
+        self.commits.is_some() || self.since.is_some() || !self.not.is_empty()
+    }
+}
+
+/// `filter <spec>` for partial clones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Filter {
+    /// `blob:none`.
+    NoBlobs,
+    /// `blob:limit=<n>`: blobs of at most n bytes.
+    BlobLimit(u64),
+}
+
+impl Filter {
+    /// Parses a filter spec; `None` for one codekeep does not implement.
+    pub(crate) fn parse(spec: &str) -> Option<Filter> {
+        if spec == "blob:none" {
+            return Some(Filter::NoBlobs);
+        }
+        let limit = spec.strip_prefix("blob:limit=")?;
+        let (digits, unit) = match limit.char_indices().last() {
+            Some((i, c)) if c.is_ascii_alphabetic() => (limit.get(..i)?, Some(c)),
+            _ => (limit, None),
+        };
+        let n: u64 = digits.parse().ok()?;
+        let scale = match unit.map(|c| c.to_ascii_lowercase()) {
+            None => 1,
+            Some('k') => 1 << 10,
+            Some('m') => 1 << 20,
+            Some('g') => 1 << 30,
+            Some(_) => return None,
+        };
+        Some(Filter::BlobLimit(n.checked_mul(scale)?))
+    }
+}
+
+/// The request a selection answers.
+#[derive(Debug, Default)]
+pub(crate) struct Wanted<'a> {
+    pub wants: &'a [ObjectId],
+    /// Haves the repository holds (the client's common commits).
+    pub common: &'a [ObjectId],
+    /// Commits the client says are its shallow boundary.
+    pub client_shallow: &'a [ObjectId],
+    pub depth: Depth,
+    pub filter: Option<Filter>,
+    /// Annotated tags (id, peeled target) of the repository, for include-tag.
+    pub tags: Vec<(ObjectId, ObjectId)>,
+}
+
+/// What a fetch sends.
+#[derive(Debug, Default)]
+pub(crate) struct Selection {
+    /// Every object to put in the pack, each once.
+    pub objects: Vec<ObjectId>,
+    /// Commits the client must record as shallow (their parents are not sent).
+    pub shallow: Vec<ObjectId>,
+    /// Client shallow commits whose parents are now sent.
+    pub unshallow: Vec<ObjectId>,
+}
+
+/// Computes the objects to send.
+pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
+    let client_shallow: HashSet<ObjectId> = req.client_shallow.iter().copied().collect();
+    let not_reachable = ancestors(odb, &req.depth.not, &HashSet::new())?;
+    // What the client has: everything reachable from its common commits, but not past its own
+    // shallow boundary (it lacks the parents there).
+    let have = ancestors(odb, req.common, &client_shallow)?;
+
+    let mut sent: HashSet<ObjectId> = HashSet::new();
+    let mut out = Selection::default();
+    let mut commits: Vec<ObjectId> = Vec::new();
+    let mut edges: Vec<ObjectId> = Vec::new();
+    // Breadth-first from the wants, with each commit's distance from the nearest start.
+    let mut queue: VecDeque<(ObjectId, u32)> = VecDeque::new();
+    let mut depth_of: HashMap<ObjectId, u32> = HashMap::new();
+    let mut roots = start_points(odb, req, &mut sent, &mut out.objects)?;
+    if req.depth.relative {
+        // Deepen from the current boundary: the client's shallow commits start at depth 0 and
+        // their history is walked again (it is not "had" beyond them).
+        for s in req.client_shallow {
+            if odb.has(s) {
+                roots.push(*s);
+            }
+        }
+    }
+    // Depth counts commits the client lacks; for deepen-relative, commits it has count 0, so
+    // the walk passes through them to its boundary and deepens from there.
+    let step = |id: &ObjectId, depth: u32| -> u32 {
+        if req.depth.relative && have.contains(id) {
+            depth
+        } else {
+            depth + 1
+        }
+    };
+    for root in roots {
+        if have.contains(&root) && !req.depth.is_set() {
+            continue;
+        }
+        if let std::collections::hash_map::Entry::Vacant(e) = depth_of.entry(root) {
+            let d = step(&root, 0);
+            e.insert(d);
+            queue.push_back((root, d));
+        }
+    }
+    let limit = req.depth.commits;
+    while let Some((id, depth)) = queue.pop_front() {
+        if !sent.insert(id) {
+            continue;
+        }
+        let info = commit(odb, &id)?;
+        if have.contains(&id) {
+            edges.push(id);
+        } else {
+            commits.push(id);
+            out.objects.push(id);
+        }
+        let mut cut = limit.is_some_and(|l| depth >= l);
+        if !cut {
+            for parent in &info.parents {
+                let too_old = match req.depth.since {
+                    Some(since) => commit(odb, parent)?.time < since,
+                    None => false,
+                };
+                if not_reachable.contains(parent) || too_old {
+                    cut = true;
+                    continue;
+                }
+                if have.contains(parent) && !req.depth.is_set() {
+                    edges.push(*parent);
+                    continue;
+                }
+                if !odb.has(parent) {
+                    // A repository never holds a commit without its parents; a missing one
+                    // would make a broken pack.
+                    return Err(corrupt(&format!("parent {parent} of {id} is missing")));
+                }
+                if let std::collections::hash_map::Entry::Vacant(e) = depth_of.entry(*parent) {
+                    let d = step(parent, depth);
+                    e.insert(d);
+                    queue.push_back((*parent, d));
+                }
+            }
+        }
+        if req.depth.is_set() {
+            if cut && !info.parents.is_empty() {
+                if !client_shallow.contains(&id) {
+                    out.shallow.push(id);
+                }
+            } else if client_shallow.contains(&id) {
+                out.unshallow.push(id);
+            }
+        }
+    }
+    add_trees_and_tags(odb, req, &commits, &edges, &mut sent, &mut out.objects)?;
+    Ok(out)
+}
+
+/// The commits a walk starts from: wants peeled through annotated tags (the tags are sent).
+/// Wanted trees and blobs are added directly.
+fn start_points(
+    odb: &Odb,
+    req: &Wanted<'_>,
+    sent: &mut HashSet<ObjectId>,
+    objects: &mut Vec<ObjectId>,
+) -> Result<Vec<ObjectId>> {
+    let mut roots = Vec::new();
+    for want in req.wants {
+        let (target, kind, tags) = peel(odb, want)?;
+        for t in tags {
+            if sent.insert(t) {
+                objects.push(t);
+            }
+        }
+        match kind {
+            Kind::Commit => roots.push(target),
+            Kind::Tree => add_tree(odb, &target, req.filter, sent, objects)?,
+            Kind::Blob => {
+                if sent.insert(target) {
+                    objects.push(target);
+                }
+            }
+            Kind::Tag => {}
+        }
+    }
+    Ok(roots)
+}
+
+/// Adds the trees and blobs of `commits` (minus what the client has through `edges` and its
+/// common commits, minus what the filter leaves out) and, for include-tag, annotated tags
+/// pointing into what is sent.
+fn add_trees_and_tags(
+    odb: &Odb,
+    req: &Wanted<'_>,
+    commits: &[ObjectId],
+    edges: &[ObjectId],
+    sent: &mut HashSet<ObjectId>,
+    objects: &mut Vec<ObjectId>,
+) -> Result<()> {
+    let mut known: HashSet<ObjectId> = HashSet::new();
+    for edge in edges.iter().chain(req.common) {
+        if let Ok(info) = commit(odb, edge) {
+            collect_tree(odb, &info.tree, &mut known)?;
+        }
+    }
+    for id in commits {
+        let info = commit(odb, id)?;
+        if !known.contains(&info.tree) {
+            add_tree_except(odb, &info.tree, req.filter, &known, sent, objects)?;
+        }
+    }
+    for (tag, target) in &req.tags {
+        if sent.contains(target) && !sent.contains(tag) && !known.contains(tag) {
+            let (_, _, chain) = peel(odb, tag)?;
+            for t in chain {
+                if sent.insert(t) {
+                    objects.push(t);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every commit reachable from `starts` (inclusive), not walking past `stop`.
+pub(crate) fn ancestors(
+    odb: &Odb,
+    starts: &[ObjectId],
+    stop: &HashSet<ObjectId>,
+) -> Result<HashSet<ObjectId>> {
+    let mut seen = HashSet::new();
+    let mut queue: Vec<ObjectId> = Vec::new();
+    for s in starts {
+        let (target, kind, _) = peel(odb, s)?;
+        if kind == Kind::Commit && seen.insert(target) {
+            queue.push(target);
+        }
+    }
+    while let Some(id) = queue.pop() {
+        if stop.contains(&id) {
+            continue;
+        }
+        for parent in commit(odb, &id)?.parents {
+            if odb.has(&parent) && seen.insert(parent) {
+                queue.push(parent);
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// Every tree and blob id under `tree` (for objects the client already has).
+fn collect_tree(odb: &Odb, tree: &ObjectId, into: &mut HashSet<ObjectId>) -> Result<()> {
+    let mut stack = vec![*tree];
+    while let Some(id) = stack.pop() {
+        if !into.insert(id) {
+            continue;
+        }
+        let (_, data) = odb.get(&id)?;
+        for entry in gix_object::TreeRefIter::from_bytes(&data, SHA1) {
+            let entry = entry.map_err(|e| corrupt(&format!("tree {id} does not parse: {e}")))?;
+            if entry.mode.is_tree() {
+                stack.push(entry.oid.to_owned());
+            } else if !entry.mode.is_commit() {
+                into.insert(entry.oid.to_owned());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn add_tree(
+    odb: &Odb,
+    tree: &ObjectId,
+    filter: Option<Filter>,
+    sent: &mut HashSet<ObjectId>,
+    out: &mut Vec<ObjectId>,
+) -> Result<()> {
+    add_tree_except(odb, tree, filter, &HashSet::new(), sent, out)
+}
+
+/// Adds `tree` and everything under it that is not `known` or already `sent`, blobs filtered.
+fn add_tree_except(
+    odb: &Odb,
+    tree: &ObjectId,
+    filter: Option<Filter>,
+    known: &HashSet<ObjectId>,
+    sent: &mut HashSet<ObjectId>,
+    out: &mut Vec<ObjectId>,
+) -> Result<()> {
+    let mut stack = vec![*tree];
+    while let Some(id) = stack.pop() {
+        if known.contains(&id) || !sent.insert(id) {
+            continue;
+        }
+        out.push(id);
+        let (kind, data) = odb.get(&id)?;
+        if kind != Kind::Tree {
+            return Err(corrupt(&format!("{id} is a {kind}, not a tree")));
+        }
+        for entry in gix_object::TreeRefIter::from_bytes(&data, SHA1) {
+            let entry = entry.map_err(|e| corrupt(&format!("tree {id} does not parse: {e}")))?;
+            let child = entry.oid.to_owned();
+            if entry.mode.is_tree() {
+                stack.push(child);
+            } else if entry.mode.is_commit() || known.contains(&child) || sent.contains(&child) {
+                // Submodule commits live in another repository.
+            } else if blob_passes(odb, &child, filter)? {
+                sent.insert(child);
+                out.push(child);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn blob_passes(odb: &Odb, id: &ObjectId, filter: Option<Filter>) -> Result<bool> {
+    match filter {
+        None => Ok(true),
+        Some(Filter::NoBlobs) => Ok(false),
+        Some(Filter::BlobLimit(limit)) => {
+            Ok(odb.header(id)?.is_some_and(|(_, size)| size <= limit))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_specs() {
+        assert_eq!(Filter::parse("blob:none"), Some(Filter::NoBlobs));
+        assert_eq!(Filter::parse("blob:limit=10"), Some(Filter::BlobLimit(10)));
+        assert_eq!(
+            Filter::parse("blob:limit=2k"),
+            Some(Filter::BlobLimit(2048))
+        );
+        assert_eq!(
+            Filter::parse("blob:limit=1m"),
+            Some(Filter::BlobLimit(1 << 20))
+        );
+        assert_eq!(Filter::parse("tree:0"), None);
+        assert_eq!(Filter::parse("blob:limit=x"), None);
+        assert_eq!(Filter::parse("blob:limit=1q"), None);
+    }
+}
