@@ -194,7 +194,7 @@ impl Access {
         };
         let input = json!({"repositoryName": req.repository, "protocol": req.transport});
         let (_, opened) = crate::api::run(keep, op, &req.caller, &input, |ctx| {
-            let record = authorize(ctx, &req.repository)?;
+            let record = repositories::authorize_repository(ctx, &req.repository)?;
             let (data_key, key_ref) = data_key(ctx, &record)?;
             let refs = load_refs(ctx.txn, &record.id)?;
             let packs = pack_numbers(ctx.txn, &record.id)?;
@@ -231,21 +231,6 @@ impl Access {
             key_ref: opened.key_ref,
         })
     }
-}
-
-/// Authorizes the current git action on repository `name` of the caller's account.
-fn authorize(ctx: &mut OpCtx<'_, '_>, name: &str) -> Result<RepositoryRecord> {
-    repositories::check_name(name)?;
-    let account = ctx.account()?.to_string();
-    let region = ctx.req.region.as_str().to_owned();
-    let record = repositories::load(ctx.txn, &account, name)?;
-    if let Some(r) = &record {
-        for (k, v) in &r.tags {
-            ctx.context_mut().insert(&format!("aws:ResourceTag/{k}"), v);
-        }
-    }
-    ctx.authorize(&[repositories::repository_arn(&region, &account, name)])?;
-    record.ok_or_else(|| repositories::does_not_exist(name))
 }
 
 fn data_key_context(repository_id: &str) -> EncryptionContext {
@@ -545,7 +530,7 @@ impl PushSink for Sink<'_> {
         let pack_record = staged.as_ref().map(|s| s.record.clone());
         let (_, results) =
             crate::api::run(self.keep, &GIT_PUSH, &self.req.caller, &input, |ctx| {
-                let record = authorize(ctx, &repo.name)?;
+                let record = repositories::authorize_repository(ctx, &repo.name)?;
                 if record.id != repo.id {
                     return Err(Error::new(
                         ErrorKind::Conflict,

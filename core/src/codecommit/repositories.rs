@@ -212,7 +212,10 @@ pub(crate) fn load(
 
 /// Authorizes the operation on repository `name` (with its tags as `aws:ResourceTag/*`) and
 /// returns it.
-fn authorize_repository(ctx: &mut OpCtx<'_, '_>, name: &str) -> Result<RepositoryRecord> {
+pub(crate) fn authorize_repository(
+    ctx: &mut OpCtx<'_, '_>,
+    name: &str,
+) -> Result<RepositoryRecord> {
     check_name(name)?;
     let account = ctx.account()?.to_string();
     let region = ctx.req.region.as_str().to_owned();
