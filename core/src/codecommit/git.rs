@@ -525,6 +525,7 @@ impl PushSink for Sink<'_> {
                 "reference": u.name,
                 "oldCommitId": u.old.to_string(),
                 "commitId": u.new.to_string(),
+                "forced": u.forced,
             })).collect::<Vec<_>>(),
         });
         let pack_record = staged.as_ref().map(|s| s.record.clone());
@@ -572,6 +573,7 @@ fn apply_updates(
         results.push(verdict);
     }
     ctx.context_mut().remove("codecommit:References");
+    ctx.context_mut().remove(FORCE_PUSH_KEY);
     if atomic && results.iter().any(Option::is_some) {
         return Ok(results
             .into_iter()
@@ -615,6 +617,9 @@ fn apply_updates(
     Ok(results)
 }
 
+/// The condition key that tells a forced (non-fast-forward) ref update.
+pub const FORCE_PUSH_KEY: &str = "codekeep:ForcePush";
+
 /// `None` when the update may proceed, or git's reason for refusing it.
 fn check_update(
     ctx: &mut OpCtx<'_, '_>,
@@ -633,6 +638,14 @@ fn check_update(
         return Ok(Some("nothing to do".to_owned()));
     }
     ctx.context_mut().insert("codecommit:References", &u.name);
+    // codekeep's own key (AWS has none for this): present only on updates of an existing ref,
+    // "true" when the update is not a fast-forward, so a policy can deny `--force`.
+    if u.is_create() || u.is_delete() {
+        ctx.context_mut().remove(FORCE_PUSH_KEY);
+    } else {
+        ctx.context_mut()
+            .insert(FORCE_PUSH_KEY, if u.forced { "true" } else { "false" });
+    }
     match ctx.authorize(&[arn.to_owned()]) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::AccessDenied => {

@@ -3,7 +3,7 @@
 //! store), every object in it is parsed and its links checked, and only then are refs moved,
 //! all at once through the repository's [`PushSink`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -36,6 +36,9 @@ pub(crate) struct RefUpdate {
     pub old: ObjectId,
     /// The new value (zero: delete the ref).
     pub new: ObjectId,
+    /// An update whose old value is not an ancestor of its new one (git's non-fast-forward,
+    /// which a client sends only with `--force`); classified once the pack is in.
+    pub forced: bool,
 }
 
 impl RefUpdate {
@@ -55,6 +58,8 @@ pub(crate) struct ReceivedPack {
     /// `(id, offset)` of every object, sorted by id.
     pub entries: Vec<(ObjectId, u64)>,
     pub pack_len: u64,
+    /// The pack's commits and their parents (for fast-forward classification).
+    pub commits: HashMap<ObjectId, Vec<ObjectId>>,
 }
 
 /// Where a push lands: the repository's side of receive-pack.
@@ -168,6 +173,7 @@ pub(crate) fn serve<R: Read>(
         match receive_pack(snap, input.inner_mut(), spool) {
             Ok(received) => {
                 let outcome = check_tips(snap, received.as_ref(), &updates)
+                    .and_then(|()| classify(snap, received.as_ref(), &mut updates))
                     .and_then(|()| sink.apply(received, &updates, caps.atomic, &push_options));
                 match outcome {
                     Ok(results) => Ok(results),
@@ -177,7 +183,8 @@ pub(crate) fn serve<R: Read>(
             Err(e) => Err((e.message().to_owned(), e)),
         }
     } else {
-        sink.apply(None, &updates, caps.atomic, &push_options)
+        classify(snap, None, &mut updates)
+            .and_then(|()| sink.apply(None, &updates, caps.atomic, &push_options))
             .map_err(|e| ("ok".to_owned(), e))
     };
     let (unpack, results) = match results {
@@ -228,6 +235,7 @@ fn parse_command(line: &str) -> Result<RefUpdate> {
     let new = ObjectId::from_hex(new.as_bytes())
         .map_err(|_| protocol(&format!("malformed new id in '{line}'")))?;
     Ok(RefUpdate {
+        forced: false,
         name: name.to_owned(),
         old,
         new,
@@ -286,30 +294,35 @@ fn receive_pack(
     let mut inflate = gix_zlib::Inflate::default();
     let mut cache = gix_pack::cache::lru::MemoryCappedHashmap::new(64 << 20);
     let mut buf = Vec::new();
+    let mut commits = HashMap::new();
     for i in 0..count {
         let id = bundle.index.oid_at_index(i).to_owned();
         let (object, _) = bundle
             .get_object_by_index(i, &mut buf, &mut inflate, &mut cache)
             .map_err(|e| bad_pack(&format!("object {id}: {e}")))?;
-        check_links(snap, &in_pack, &id, object.kind, object.data)?;
+        if let Some(parents) = check_links(snap, &in_pack, &id, object.kind, object.data)? {
+            commits.insert(id, parents);
+        }
     }
     let pack_len = std::fs::metadata(&pack_path)?.len();
     Ok(Some(ReceivedPack {
         pack_path,
         entries,
         pack_len,
+        commits,
     }))
 }
 
 /// Parses an object strictly and checks that everything it names exists (in the pack or the
 /// repository): with the repository closed under links, so is the repository plus the pack.
+/// Returns a commit's parents.
 fn check_links(
     snap: &Snapshot,
     in_pack: &HashSet<ObjectId>,
     id: &ObjectId,
     kind: Kind,
     data: &[u8],
-) -> Result<()> {
+) -> Result<Option<Vec<ObjectId>>> {
     let exists = |target: &ObjectId| in_pack.contains(target) || snap.odb.has(target);
     let missing = |target: &ObjectId| {
         bad_pack(&format!(
@@ -325,11 +338,11 @@ fn check_links(
             if !exists(&tree) {
                 return Err(missing(&tree));
             }
-            for p in c.parents() {
-                if !exists(&p) {
-                    return Err(missing(&p));
-                }
+            let parents: Vec<ObjectId> = c.parents().collect();
+            if let Some(p) = parents.iter().find(|p| !exists(p)) {
+                return Err(missing(p));
             }
+            return Ok(Some(parents));
         }
         Kind::Tree => {
             for entry in gix_object::TreeRefIter::from_bytes(data, sha1) {
@@ -350,7 +363,7 @@ fn check_links(
         }
         Kind::Blob => {}
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Every new ref value must exist after the push, and a branch must name a commit.
@@ -359,14 +372,76 @@ fn check_tips(snap: &Snapshot, pack: Option<&ReceivedPack>, updates: &[RefUpdate
         pack.is_some_and(|p| p.entries.binary_search_by(|(e, _)| e.cmp(id)).is_ok())
     };
     for u in updates.iter().filter(|u| !u.is_delete()) {
-        if !in_pack(&u.new) && !snap.odb.has(&u.new) {
-            return Err(bad_pack(&format!(
-                "{} would point at {}, which the push did not send",
-                u.name, u.new
-            )));
+        let kind = if in_pack(&u.new) {
+            let commit = pack.is_some_and(|p| p.commits.contains_key(&u.new));
+            Some(if commit { Kind::Commit } else { Kind::Blob })
+        } else {
+            snap.odb.header(&u.new)?.map(|(kind, _)| kind)
+        };
+        match kind {
+            None => {
+                return Err(bad_pack(&format!(
+                    "{} would point at {}, which the push did not send",
+                    u.name, u.new
+                )));
+            }
+            Some(kind) if kind != Kind::Commit && u.name.starts_with("refs/heads/") => {
+                return Err(bad_pack(&format!(
+                    "{} would point at {}, which is not a commit",
+                    u.name, u.new
+                )));
+            }
+            Some(_) => {}
         }
     }
     Ok(())
+}
+
+/// Marks the updates that are not fast-forwards: the old value is not an ancestor of the new
+/// one (git's `in_merge_bases`; a non-commit on either side is never a fast-forward). The walk
+/// is not capped: a cap would call a deep fast-forward forced.
+fn classify(snap: &Snapshot, pack: Option<&ReceivedPack>, updates: &mut [RefUpdate]) -> Result<()> {
+    for u in updates.iter_mut() {
+        u.forced = !u.is_create() && !u.is_delete() && !is_ancestor(snap, pack, &u.old, &u.new)?;
+    }
+    Ok(())
+}
+
+fn is_ancestor(
+    snap: &Snapshot,
+    pack: Option<&ReceivedPack>,
+    old: &ObjectId,
+    new: &ObjectId,
+) -> Result<bool> {
+    let parents_of = |id: &ObjectId| -> Result<Option<Vec<ObjectId>>> {
+        if let Some(parents) = pack.and_then(|p| p.commits.get(id)) {
+            return Ok(Some(parents.clone()));
+        }
+        match snap.odb.find(id)? {
+            Some((Kind::Commit, data)) => {
+                gix_object::CommitRef::from_bytes(&data, gix_hash::Kind::Sha1)
+                    .map(|c| Some(c.parents().collect()))
+                    .map_err(|e| super::pack::corrupt(&format!("commit {id} does not parse: {e}")))
+            }
+            _ => Ok(None),
+        }
+    };
+    if parents_of(old)?.is_none() {
+        return Ok(false);
+    }
+    let mut seen = HashSet::from([*new]);
+    let mut queue = std::collections::VecDeque::from([*new]);
+    while let Some(id) = queue.pop_front() {
+        if id == *old {
+            return Ok(true);
+        }
+        for parent in parents_of(&id)?.unwrap_or_default() {
+            if seen.insert(parent) {
+                queue.push_back(parent);
+            }
+        }
+    }
+    Ok(false)
 }
 
 fn bad_pack(what: &str) -> Error {

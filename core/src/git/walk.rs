@@ -148,32 +148,26 @@ pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
     let mut queue: VecDeque<(ObjectId, u32)> = VecDeque::new();
     let mut depth_of: HashMap<ObjectId, u32> = HashMap::new();
     let mut roots = start_points(odb, req, &mut sent, &mut out.objects)?;
-    if req.depth.relative {
-        // Deepen from the current boundary: the client's shallow commits start at depth 0 and
-        // their history is walked again (it is not "had" beyond them).
-        for s in req.client_shallow {
-            if odb.has(s) {
-                roots.push(*s);
-            }
-        }
-    }
-    // Depth counts commits the client lacks; for deepen-relative, commits it has count 0, so
-    // the walk passes through them to its boundary and deepens from there.
-    let step = |id: &ObjectId, depth: u32| -> u32 {
-        if req.depth.relative && have.contains(id) {
-            depth
-        } else {
-            depth + 1
-        }
+    // deepen-relative (git's `deepen()`): the new boundary lies N commits below the client's
+    // shallow commits, whatever it has above them, so it is known before any "have" (v0 sends
+    // it first). The client's shallow commits are walked again from there.
+    let boundary = if req.depth.relative {
+        roots.extend(req.client_shallow.iter().filter(|s| odb.has(s)));
+        Some(relative_boundary(
+            odb,
+            req.client_shallow,
+            req.depth.commits.unwrap_or(0),
+        )?)
+    } else {
+        None
     };
     for root in roots {
         if have.contains(&root) && !req.depth.is_set() {
             continue;
         }
         if let std::collections::hash_map::Entry::Vacant(e) = depth_of.entry(root) {
-            let d = step(&root, 0);
-            e.insert(d);
-            queue.push_back((root, d));
+            e.insert(1);
+            queue.push_back((root, 1));
         }
     }
     let limit = req.depth.commits;
@@ -188,7 +182,10 @@ pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
             commits.push(id);
             out.objects.push(id);
         }
-        let mut cut = limit.is_some_and(|l| depth >= l);
+        let mut cut = match &boundary {
+            Some(boundary) => boundary.contains(&id),
+            None => limit.is_some_and(|l| depth >= l),
+        };
         if !cut {
             for parent in &info.parents {
                 let too_old = match req.depth.since {
@@ -209,9 +206,8 @@ pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
                     return Err(corrupt(&format!("parent {parent} of {id} is missing")));
                 }
                 if let std::collections::hash_map::Entry::Vacant(e) = depth_of.entry(*parent) {
-                    let d = step(parent, depth);
-                    e.insert(d);
-                    queue.push_back((*parent, d));
+                    e.insert(depth + 1);
+                    queue.push_back((*parent, depth + 1));
                 }
             }
         }
@@ -227,6 +223,32 @@ pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
     }
     add_trees_and_tags(odb, req, &commits, &edges, &mut sent, &mut out.objects)?;
     Ok(out)
+}
+
+/// The commits `n` below the client's shallow commits that have parents: the boundary a
+/// relative deepening moves to.
+fn relative_boundary(odb: &Odb, shallow: &[ObjectId], n: u32) -> Result<HashSet<ObjectId>> {
+    let mut boundary = HashSet::new();
+    let mut seen: HashSet<ObjectId> = HashSet::new();
+    let mut queue: VecDeque<(ObjectId, u32)> = shallow
+        .iter()
+        .filter(|s| odb.has(s))
+        .map(|s| (*s, 0))
+        .collect();
+    while let Some((id, depth)) = queue.pop_front() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let parents = commit(odb, &id)?.parents;
+        if depth >= n {
+            if !parents.is_empty() {
+                boundary.insert(id);
+            }
+            continue;
+        }
+        queue.extend(parents.into_iter().map(|p| (p, depth + 1)));
+    }
+    Ok(boundary)
 }
 
 /// The commits a walk starts from: wants peeled through annotated tags (the tags are sent).

@@ -20,17 +20,19 @@ impl crate::Keep {
         Ok(Caller::iam_user(account.parse()?, &user))
     }
 
-    /// Authenticates an SSH user name (an SSH public key id `APKA…`, as CodeCommit uses)
-    /// presenting `public_key` (SSH wire format) to the IAM user it belongs to.
+    /// Authenticates an SSH user name presenting `public_key` (SSH wire format) to the IAM
+    /// user it belongs to. The SSH user name is an SSH public key id (`APKA…`, as CodeCommit
+    /// uses) or the IAM user's name.
     ///
     /// # Errors
-    /// `AccessDenied` (`InvalidClientTokenId`) for an unknown or inactive key, or a key that is
-    /// not the one uploaded under that id.
-    pub fn authenticate_ssh(&self, key_id: &str, public_key: &[u8]) -> Result<Caller> {
+    /// `AccessDenied` (`InvalidClientTokenId`) for an unknown or inactive key, a key that is
+    /// not the one uploaded under that id or for that user, or a user name that is ambiguous
+    /// across accounts for this key.
+    pub fn authenticate_ssh(&self, ssh_user: &str, public_key: &[u8]) -> Result<Caller> {
         let inner = self.inner();
         let (account, user) = inner
             .meta
-            .read(|txn| super::ssh_keys::authenticate(txn, key_id, public_key))?;
+            .read(|txn| super::ssh_keys::authenticate(txn, ssh_user, public_key))?;
         Ok(Caller::iam_user(account.parse()?, &user))
     }
 

@@ -314,11 +314,13 @@ pub(crate) fn delete_ssh_public_key(ctx: &mut OpCtx<'_, '_>, input: &Value) -> R
     Ok(json!({}))
 }
 
-/// Authenticates an SSH user (a key id, as CodeCommit uses) presenting `blob` (SSH wire format)
-/// to `(account, IAM user name)`.
+/// Authenticates an SSH user presenting `blob` (SSH wire format) to `(account, IAM user
+/// name)`. The user is an SSH key id (`APKA…`, as CodeCommit uses), or an IAM user name: then the
+/// key must be one of that user's active keys, and a name that several accounts use for users
+/// holding this same key is refused rather than guessed.
 pub(crate) fn authenticate(
     txn: &mut Txn<'_>,
-    key_id: &str,
+    ssh_user: &str,
     blob: &[u8],
 ) -> Result<(String, String)> {
     let refused = || {
@@ -329,12 +331,36 @@ pub(crate) fn authenticate(
         )
         .with_status(403)
     };
-    let record = find(txn, key_id)?.ok_or_else(refused)?;
-    let same = subtle::ConstantTimeEq::ct_eq(record.blob().as_slice(), blob);
-    if record.status != "Active" || !bool::from(same) {
-        return Err(refused());
+    if let Some(record) = find(txn, ssh_user)? {
+        return if record.accepts(blob) {
+            Ok((record.account, record.user))
+        } else {
+            Err(refused())
+        };
     }
-    Ok((record.account, record.user))
+    // Not a key id: an IAM user name. Keys are few (five per user), so a scan of the key
+    // records is cheap next to the SSH handshake that precedes it.
+    let name = lower(ssh_user);
+    let mut found = None;
+    for (_, value) in txn.scan_prefix(&Key::new("iam-ssh-key"), None, usize::MAX)? {
+        let record: SshKeyRecord = serde_json::from_slice(&value)
+            .map_err(|e| Error::storage(format!("a stored SSH key record is corrupt: {e}")))?;
+        if lower(&record.user) == name && record.accepts(blob) {
+            if found.is_some() {
+                return Err(refused());
+            }
+            found = Some((record.account, record.user));
+        }
+    }
+    found.ok_or_else(refused)
+}
+
+impl SshKeyRecord {
+    /// An active key whose blob is `blob` (compared in constant time).
+    fn accepts(&self, blob: &[u8]) -> bool {
+        let same = subtle::ConstantTimeEq::ct_eq(self.blob().as_slice(), blob);
+        self.status == "Active" && bool::from(same)
+    }
 }
 
 // ---- PEM (SubjectPublicKeyInfo) for GetSSHPublicKey(Encoding=PEM) ----

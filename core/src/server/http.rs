@@ -5,7 +5,7 @@
 //! credential helper), 403 with the reason when policy denies.
 
 use std::convert::Infallible;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,14 +25,12 @@ use crate::codecommit::git::{GitRequest, GitService};
 use crate::error::{Error, ErrorKind};
 use crate::keep::Keep;
 
-/// Chunks in flight between a socket and the protocol thread, each direction.
-const CHANNEL_CHUNKS: usize = 8;
-/// Bytes gathered before a response chunk is sent.
-const RESPONSE_CHUNK: usize = 64 * 1024;
+use super::bridge::{CHANNEL_CHUNKS, ChannelReader, ChannelWriter};
 
 pub(super) async fn serve(
     listener: tokio::net::TcpListener,
     keep: Arc<Keep>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -40,19 +38,32 @@ pub(super) async fn serve(
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
                 let keep = Arc::clone(&keep);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let service = hyper::service::service_fn(move |req| {
-                        handle(Arc::clone(&keep), peer, req)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve_connection(stream, keep, peer).await;
+                            }
+                        }
+                        None => serve_connection(stream, keep, peer).await,
+                    }
                 });
             }
             _ = stop.changed() => break,
         }
     }
+}
+
+async fn serve_connection<S>(stream: S, keep: Arc<Keep>, peer: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let service = hyper::service::service_fn(move |req| handle(Arc::clone(&keep), peer, req));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .await;
 }
 
 /// The response body: chunks produced by the protocol thread.
@@ -229,15 +240,8 @@ async fn run(
         Vec::new()
     };
     tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter {
-            tx: out_tx,
-            buf: prefix,
-            started: Some(started_tx),
-        };
-        let mut body = ChannelReader {
-            rx: body_rx,
-            chunk: Bytes::new(),
-        };
+        let mut out = ChannelWriter::new(out_tx, prefix, Some(started_tx));
+        let mut body = ChannelReader::new(body_rx);
         let result = if rpc {
             if gzip {
                 let mut decoder = flate2::read::GzDecoder::new(body);
@@ -253,15 +257,7 @@ async fn run(
                 let _ = out.finish();
             }
             Err(e) => {
-                if let Some(started) = out.started.take() {
-                    let _ = started.send(Err(e));
-                } else {
-                    // Mid-response: the client has been told in-band where the protocol
-                    // allows; cut the body so it cannot mistake it for complete.
-                    let _ = out
-                        .tx
-                        .blocking_send(Err(io::Error::other(e.message().to_owned())));
-                }
+                out.fail(e);
             }
         }
     });
@@ -366,74 +362,4 @@ fn forward_body(mut incoming: Incoming) -> mpsc::Receiver<io::Result<Bytes>> {
         }
     });
     body_rx
-}
-
-/// The request body as a blocking reader.
-struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    chunk: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.chunk.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.chunk = chunk,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.chunk.len());
-        let head = self.chunk.split_to(n);
-        out.get_mut(..n)
-            .ok_or_else(|| io::Error::other("read buffer"))?
-            .copy_from_slice(&head);
-        Ok(n)
-    }
-}
-
-/// The response body as a blocking writer. Its first byte releases the response headers
-/// (status 200): until then an error can still become a 401/403/404.
-struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-    started: Option<oneshot::Sender<Result<(), Error>>>,
-}
-
-impl ChannelWriter {
-    fn start(&mut self) {
-        if let Some(started) = self.started.take() {
-            let _ = started.send(Ok(()));
-        }
-    }
-
-    fn send_buffer(&mut self) -> io::Result<()> {
-        self.start();
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-
-    fn finish(mut self) -> io::Result<()> {
-        self.send_buffer()
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.start();
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= RESPONSE_CHUNK {
-            self.send_buffer()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send_buffer()
-    }
 }

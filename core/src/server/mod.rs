@@ -1,11 +1,15 @@
-//! The embeddable git front ends (feature `server`): smart HTTP at CodeCommit's paths. The
-//! server runs on its own tokio runtime and threads, so the host is never blocked; git's
-//! protocol work runs on blocking threads, fed by and feeding the sockets through bounded
-//! channels, so memory stays bounded whatever the size of a push or clone.
+//! The embeddable git front ends (feature `server`): smart HTTP at CodeCommit's paths (plain or
+//! TLS) and SSH. The server runs on its own tokio runtime and threads, so the host is never
+//! blocked; git's protocol work runs on blocking threads, fed by and feeding the sockets
+//! through bounded channels, so memory stays bounded whatever the size of a push or clone.
 
+mod bridge;
 mod http;
+mod ssh;
+mod tls;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -14,16 +18,31 @@ use crate::keep::Keep;
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Address for smart HTTP (port 0 picks a free port).
+    /// Address for smart HTTP (port 0 picks a free port); `None` serves no HTTP.
     pub http: Option<SocketAddr>,
+    /// Serve HTTPS instead of HTTP on [`ServerConfig::http`], with this certificate and key.
+    pub tls: Option<TlsFiles>,
+    /// Address for SSH (port 0 picks a free port); `None` serves no SSH.
+    pub ssh: Option<SocketAddr>,
     /// Worker threads of the server's runtime.
     pub threads: usize,
+}
+
+/// PEM files for HTTPS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub certificate_chain: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: PathBuf,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             http: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            tls: None,
+            ssh: None,
             threads: 2,
         }
     }
@@ -34,6 +53,8 @@ impl Default for ServerConfig {
 pub struct Server {
     runtime: Option<tokio::runtime::Runtime>,
     http_addr: Option<SocketAddr>,
+    ssh_addr: Option<SocketAddr>,
+    ssh_host_key: Option<String>,
     stop: Option<tokio::sync::watch::Sender<bool>>,
 }
 
@@ -41,15 +62,23 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("http_addr", &self.http_addr)
+            .field("ssh_addr", &self.ssh_addr)
             .finish_non_exhaustive()
     }
+}
+
+fn bind(runtime: &tokio::runtime::Runtime, addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot bind {addr}: {e}")))
 }
 
 impl Server {
     /// Binds the configured addresses and starts serving `keep` on background threads.
     ///
     /// # Errors
-    /// `Io` when an address cannot be bound.
+    /// `Io` when an address cannot be bound; `InvalidArgument` for unreadable TLS files;
+    /// the key provider's errors when the SSH host key cannot be loaded.
     pub fn start(keep: &Keep, config: &ServerConfig) -> Result<Server> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
@@ -64,25 +93,50 @@ impl Server {
                 )
             })?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let mut http_addr = None;
-        if let Some(addr) = config.http {
-            let listener = runtime
-                .block_on(tokio::net::TcpListener::bind(addr))
-                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot bind {addr}: {e}")))?;
-            http_addr = Some(listener.local_addr()?);
-            let keep = Arc::new(keep.clone());
-            runtime.spawn(http::serve(listener, keep, stopped.clone()));
-        }
-        Ok(Server {
-            runtime: Some(runtime),
-            http_addr,
+        let keep = Arc::new(keep.clone());
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let mut server = Server {
+            runtime: None,
+            http_addr: None,
+            ssh_addr: None,
+            ssh_host_key: None,
             stop: Some(stop),
-        })
+        };
+        if let Some(addr) = config.ssh {
+            let host_key = ssh::host_key(&keep)?;
+            server.ssh_host_key = host_key.public_key().to_openssh().ok();
+            let listener = bind(&runtime, addr)?;
+            server.ssh_addr = Some(listener.local_addr()?);
+            let ssh_config = Arc::new(ssh::config(host_key));
+            runtime.spawn(ssh::serve(
+                listener,
+                Arc::clone(&keep),
+                ssh_config,
+                stopped.clone(),
+            ));
+        }
+        if let Some(addr) = config.http {
+            let listener = bind(&runtime, addr)?;
+            server.http_addr = Some(listener.local_addr()?);
+            runtime.spawn(http::serve(listener, Arc::clone(&keep), tls, stopped));
+        }
+        server.runtime = Some(runtime);
+        Ok(server)
     }
 
-    /// The address smart HTTP listens on.
+    /// The address smart HTTP (or HTTPS) listens on.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// The address SSH listens on.
+    pub fn ssh_addr(&self) -> Option<SocketAddr> {
+        self.ssh_addr
+    }
+
+    /// The SSH host key in OpenSSH form (`ssh-ed25519 AAAA…`), for clients' `known_hosts`.
+    pub fn ssh_host_key(&self) -> Option<&str> {
+        self.ssh_host_key.as_deref()
     }
 
     /// Stops accepting connections, gives open requests a moment to finish, and stops.

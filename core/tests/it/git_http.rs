@@ -1,160 +1,10 @@
 //! The real `git` client against the embedded smart HTTP server: pushes, clones (protocol v2
 //! and v0), incremental fetches, per-branch policies, and what reaches the disk.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-use codekeep::server::{Server, ServerConfig};
-use codekeep::{Caller, Keep};
+use codekeep::Caller;
 use serde_json::json;
 
-/// A marker written into pushed files; it must never appear in the keep's data directory.
-const MARKER: &str = "CODEKEEP-PLAINTEXT-MARKER-5d1e";
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    work: PathBuf,
-    keep: Keep,
-    account: String,
-    server: Option<Server>,
-    user: String,
-    password: String,
-}
-
-impl Fixture {
-    /// A keep on disk with an account, a user `dev` with git credentials and `policy`, and a
-    /// repository `web`; the HTTP server started on a free port.
-    fn new(policy: &serde_json::Value) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("keep");
-        let work = dir.path().join("work");
-        std::fs::create_dir_all(&work).unwrap();
-        let keep = Keep::open(&data).unwrap();
-        let account = keep.create_account("git").unwrap()["Id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let root = Caller::account_root(account.parse().unwrap());
-        let iam = keep.client("iam", root.clone()).unwrap();
-        iam.call("CreateUser", json!({"UserName": "dev"})).unwrap();
-        iam.call(
-            "PutUserPolicy",
-            json!({"UserName": "dev", "PolicyName": "git", "PolicyDocument": policy.to_string()}),
-        )
-        .unwrap();
-        let cred = iam
-            .call(
-                "CreateServiceSpecificCredential",
-                json!({"UserName": "dev", "ServiceName": "codecommit.amazonaws.com"}),
-            )
-            .unwrap()["ServiceSpecificCredential"]
-            .clone();
-        let cc = keep.client("codecommit", root).unwrap();
-        cc.call("CreateRepository", json!({"repositoryName": "web"}))
-            .unwrap();
-        let server = Server::start(&keep, &ServerConfig::default()).unwrap();
-        Fixture {
-            _dir: dir,
-            data,
-            work,
-            keep,
-            account,
-            server: Some(server),
-            user: cred["ServiceUserName"].as_str().unwrap().to_owned(),
-            password: cred["ServicePassword"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    fn url(&self, repo: &str) -> String {
-        let addr = self.server.as_ref().unwrap().http_addr().unwrap();
-        format!("http://{addr}/v1/repos/{repo}")
-    }
-
-    /// Runs git in `dir` with the fixture's credentials supplied by a credential helper.
-    fn git(&self, dir: &Path, args: &[&str]) -> Output {
-        git_as(dir, args, &self.user, &self.password)
-    }
-
-    fn git_ok(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.git(dir, args);
-        assert!(
-            out.status.success(),
-            "git {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// A new local repository with one commit on `main`.
-    fn local_repo(&self, name: &str) -> PathBuf {
-        let dir = self.work.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        self.git_ok(&dir, &["init", "-q", "-b", "main"]);
-        commit_file(
-            self,
-            &dir,
-            "README.md",
-            &format!("hello {MARKER}\n"),
-            "first",
-        );
-        dir
-    }
-}
-
-fn git_as(dir: &Path, args: &[&str], user: &str, password: &str) -> Output {
-    Command::new("git")
-        .current_dir(dir)
-        .args([
-            "-c",
-            "credential.helper=",
-            "-c",
-            "credential.helper=!f() { test \"$1\" = get && echo username=$CK_USER && echo password=$CK_PASS; }; f",
-            "-c",
-            "user.name=Dev",
-            "-c",
-            "user.email=dev@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .env("CK_USER", user)
-        .env("CK_PASS", password)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env_remove("GIT_PROTOCOL")
-        .output()
-        .unwrap()
-}
-
-fn commit_file(f: &Fixture, dir: &Path, file: &str, content: &str, message: &str) {
-    std::fs::write(dir.join(file), content).unwrap();
-    f.git_ok(dir, &["add", file]);
-    f.git_ok(dir, &["commit", "-q", "-m", message]);
-}
-
-fn allow_all() -> serde_json::Value {
-    json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "codecommit:*", "Resource": "*"}
-    ]})
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
+use crate::git_support::{Fixture, MARKER, allow_all, commit_file, files, git_with};
 
 #[test]
 fn push_clone_and_fetch_with_the_real_git_client() {
@@ -250,7 +100,7 @@ fn credentials_are_challenged_and_policies_refuse_with_reasons() {
     let local = f.local_repo("origin");
     let url = f.url("web");
     // Wrong password: 401, and git reports an authentication failure.
-    let out = git_as(&local, &["ls-remote", &url], &f.user, "wrong");
+    let out = git_with(&f, &local, &["ls-remote", &url], &f.user, "wrong");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Authentication failed"), "{err}");

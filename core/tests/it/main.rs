@@ -17,6 +17,12 @@ mod dispatch;
 mod envelope;
 #[cfg(feature = "server")]
 mod git_http;
+#[cfg(feature = "server")]
+mod git_protocol;
+#[cfg(feature = "server")]
+mod git_ssh;
+#[cfg(feature = "server")]
+mod git_support;
 mod iam;
 mod iam_vectors;
 mod kms;

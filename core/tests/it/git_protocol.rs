@@ -1,0 +1,436 @@
+//! Protocol edges with the real git client: shallow clones and deepening, partial clones that
+//! fetch blobs lazily, forced pushes and a policy that refuses them, two pushes racing for one
+//! ref, a 100 MB file, an STS session, HTTPS, and bad packs or clients that go away.
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use codekeep::Caller;
+use serde_json::json;
+
+use crate::git_support::{Fixture, allow_all, commit_file, files, git_with};
+
+/// `main` with `n` commits, pushed to `web`; returns the local repository.
+fn pushed_history(f: &Fixture, n: usize) -> std::path::PathBuf {
+    let local = f.local_repo("origin");
+    for i in 2..=n {
+        commit_file(
+            f,
+            &local,
+            &format!("f{i}.txt"),
+            &format!("{i}\n"),
+            &format!("c{i}"),
+        );
+    }
+    f.git_ok(&local, &["push", &f.url("web"), "main"]);
+    local
+}
+
+fn count(f: &Fixture, dir: &Path) -> usize {
+    f.git_ok(dir, &["rev-list", "--count", "HEAD"])
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn shallow_clones_deepen_and_unshallow() {
+    let f = Fixture::new(&allow_all());
+    let local = pushed_history(&f, 5);
+    f.git_ok(&local, &["tag", "c2", "HEAD~3"]);
+    f.git_ok(&local, &["push", &f.url("web"), "c2"]);
+    let url = f.url("web");
+
+    f.git_ok(&f.work, &["clone", "-q", "--depth", "1", &url, "shallow"]);
+    let clone = f.work.join("shallow");
+    assert_eq!(count(&f, &clone), 1);
+    assert_eq!(
+        f.git_ok(&clone, &["rev-parse", "--is-shallow-repository"])
+            .trim(),
+        "true"
+    );
+    f.git_ok(&clone, &["fetch", "-q", "--deepen", "2"]);
+    assert_eq!(count(&f, &clone), 3);
+    f.git_ok(&clone, &["fetch", "-q", "--unshallow"]);
+    assert_eq!(count(&f, &clone), 5);
+    assert_eq!(
+        f.git_ok(&clone, &["rev-parse", "--is-shallow-repository"])
+            .trim(),
+        "false"
+    );
+    f.git_ok(&clone, &["fsck", "--strict"]);
+
+    // deepen-not (--shallow-exclude) over v2, and a depth over v0 on SSH.
+    f.git_ok(
+        &f.work,
+        &["clone", "-q", "--shallow-exclude=c2", &url, "exclude"],
+    );
+    assert_eq!(count(&f, &f.work.join("exclude")), 3);
+    let ssh = f.ssh_url("dev", "web");
+    f.git_ok(
+        &f.work,
+        &[
+            "-c",
+            "protocol.version=0",
+            "clone",
+            "-q",
+            "--depth",
+            "2",
+            &ssh,
+            "v0",
+        ],
+    );
+    let v0 = f.work.join("v0");
+    assert_eq!(count(&f, &v0), 2);
+    f.git_ok(
+        &v0,
+        &["-c", "protocol.version=0", "fetch", "-q", "--deepen", "1"],
+    );
+    assert_eq!(count(&f, &v0), 3);
+}
+
+/// Object ids a partial clone lacks.
+fn missing(f: &Fixture, dir: &Path) -> Vec<String> {
+    f.git_ok(dir, &["rev-list", "--objects", "--all", "--missing=print"])
+        .lines()
+        .filter_map(|l| l.strip_prefix('?').map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn partial_clones_fetch_blobs_when_checked_out() {
+    let f = Fixture::new(&allow_all());
+    let local = f.local_repo("origin");
+    let big: String = (0..4000).map(|i| format!("{i:x}")).collect();
+    commit_file(&f, &local, "big.txt", &big, "big");
+    f.git_ok(&local, &["push", &f.url("web"), "main"]);
+    let url = f.url("web");
+
+    f.git_ok(
+        &f.work,
+        &[
+            "clone",
+            "-q",
+            "--filter=blob:none",
+            "--no-checkout",
+            &url,
+            "none",
+        ],
+    );
+    let clone = f.work.join("none");
+    let absent = missing(&f, &clone);
+    let big_id = f
+        .git_ok(&local, &["rev-parse", "HEAD:big.txt"])
+        .trim()
+        .to_owned();
+    let readme_id = f
+        .git_ok(&local, &["rev-parse", "HEAD:README.md"])
+        .trim()
+        .to_owned();
+    assert!(
+        absent.contains(&big_id) && absent.contains(&readme_id),
+        "{absent:?}"
+    );
+    // The checkout fetches the blobs it needs from the server, lazily.
+    f.git_ok(&clone, &["checkout", "-q", "main"]);
+    assert_eq!(std::fs::read_to_string(clone.join("big.txt")).unwrap(), big);
+    assert!(missing(&f, &clone).is_empty());
+
+    // blob:limit leaves out only the blobs over the limit.
+    f.git_ok(
+        &f.work,
+        &[
+            "clone",
+            "-q",
+            "--filter=blob:limit=1k",
+            "--no-checkout",
+            &url,
+            "limit",
+        ],
+    );
+    let absent = missing(&f, &f.work.join("limit"));
+    assert_eq!(absent, vec![big_id]);
+}
+
+#[test]
+fn forced_pushes_are_classified_and_a_policy_can_refuse_them() {
+    let f = Fixture::new(&json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "codecommit:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "codecommit:GitPush", "Resource": "*",
+         "Condition": {"StringEquals": {"codecommit:References": "refs/heads/main"},
+                       "Bool": {"codekeep:ForcePush": "true"}}}
+    ]}));
+    let local = pushed_history(&f, 3);
+    let url = f.url("web");
+    f.git_ok(&local, &["push", &url, "main:refs/heads/feature"]);
+    f.git_ok(&local, &["reset", "-q", "--hard", "HEAD~1"]);
+    commit_file(&f, &local, "other.txt", "other\n", "diverged");
+
+    // Without --force, git itself refuses a non-fast-forward.
+    let out = f.git(&local, &["push", &url, "main"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("non-fast-forward"));
+    // With --force, the policy refuses it on main, with the reason...
+    let out = f.git(&local, &["push", "--force", &url, "main"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[remote rejected] main -> main (denied"),
+        "{err}"
+    );
+    // ...and allows it elsewhere; fast-forwards of main stay allowed.
+    f.git_ok(
+        &local,
+        &["push", "--force", &url, "main:refs/heads/feature"],
+    );
+    f.git_ok(&local, &["fetch", "-q", &url, "main"]);
+    f.git_ok(&local, &["reset", "-q", "--hard", "FETCH_HEAD"]);
+    commit_file(&f, &local, "next.txt", "next\n", "next");
+    f.git_ok(&local, &["push", &url, "main"]);
+    let remote = f.git_ok(&local, &["ls-remote", &url, "refs/heads/main"]);
+    assert!(remote.starts_with(f.git_ok(&local, &["rev-parse", "HEAD"]).trim()));
+}
+
+#[test]
+fn two_pushes_racing_for_one_ref_have_exactly_one_winner() {
+    let f = Fixture::new(&allow_all());
+    let local = pushed_history(&f, 1);
+    let url = f.url("web");
+    let clones: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            f.git_ok(&f.work, &["clone", "-q", &url, name]);
+            f.work.join(name)
+        })
+        .collect();
+    for round in 0..3 {
+        for (i, clone) in clones.iter().enumerate() {
+            f.git_ok(clone, &["fetch", "-q", "origin"]);
+            f.git_ok(clone, &["reset", "-q", "--hard", "origin/main"]);
+            commit_file(&f, clone, &format!("r{round}-{i}.txt"), "x\n", "racer");
+        }
+        let outcomes: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = clones
+                .iter()
+                .map(|c| s.spawn(|| f.git(c, &["push", "origin", "main"])))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners: Vec<_> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.status.success())
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: exactly one push wins");
+        let loser = outcomes.iter().find(|o| !o.status.success()).unwrap();
+        let err = String::from_utf8_lossy(&loser.stderr);
+        assert!(
+            err.contains("stale info")
+                || err.contains("fetch first")
+                || err.contains("non-fast-forward"),
+            "{err}"
+        );
+        let head = f.git_ok(&clones[winners[0].0], &["rev-parse", "HEAD"]);
+        let remote = f.git_ok(&local, &["ls-remote", &url, "refs/heads/main"]);
+        assert!(
+            remote.starts_with(head.trim()),
+            "the winner's commit is main"
+        );
+    }
+}
+
+/// Incompressible bytes, quickly: xorshift64.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn a_100_mb_file_is_pushed_over_http_and_cloned_over_ssh() {
+    let f = Fixture::new(&allow_all());
+    let local = f.local_repo("origin");
+    std::fs::write(local.join("big.bin"), noise(100 << 20, 7)).unwrap();
+    f.git_ok(&local, &["add", "big.bin"]);
+    f.git_ok(&local, &["commit", "-q", "-m", "big"]);
+    f.git_ok(&local, &["push", &f.url("web"), "main"]);
+    f.git_ok(&f.work, &["clone", "-q", &f.ssh_url("dev", "web"), "big"]);
+    let clone = f.work.join("big");
+    assert_eq!(
+        f.git_ok(&clone, &["rev-parse", "HEAD:big.bin"]),
+        f.git_ok(&local, &["rev-parse", "HEAD:big.bin"])
+    );
+    assert_eq!(
+        std::fs::metadata(clone.join("big.bin")).unwrap().len(),
+        100 << 20
+    );
+    // The spool holds nothing once the push is done.
+    assert!(files(&f.data.join("spool")).is_empty());
+}
+
+#[test]
+fn an_sts_session_pushes_and_https_serves_git() {
+    let f = Fixture::with_tls(&allow_all(), true);
+    let iam = f.keep.client("iam", f.root()).unwrap();
+    let key = iam
+        .call("CreateAccessKey", json!({"UserName": "dev"}))
+        .unwrap()["AccessKey"]
+        .clone();
+    let sts = f
+        .keep
+        .client(
+            "sts",
+            Caller::access_key(
+                key["AccessKeyId"].as_str().unwrap(),
+                key["SecretAccessKey"].as_str().unwrap(),
+            ),
+        )
+        .unwrap();
+    let creds = sts.call("GetSessionToken", json!({})).unwrap()["Credentials"].clone();
+    let user = creds["AccessKeyId"].as_str().unwrap();
+    let password = format!(
+        "{}:{}",
+        creds["SecretAccessKey"].as_str().unwrap(),
+        creds["SessionToken"].as_str().unwrap()
+    );
+    let local = f.local_repo("origin");
+    let url = f.url("web");
+    assert!(url.starts_with("https://"));
+    let out = git_with(&f, &local, &["push", &url, "main"], user, &password);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = git_with(&f, &f.work, &["clone", "-q", &url, "tls"], user, &password);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.work.join("tls/README.md").exists());
+    // A wrong session secret is challenged like a wrong password.
+    let out = git_with(&f, &local, &["ls-remote", &url], user, "wrong:token");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Authentication failed"));
+    // Without the CA, git does not trust the server.
+    let out = Command::new("git")
+        .args(["ls-remote", &url])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+/// A pack of `main`'s objects, made by git.
+fn pack_of(dir: &Path) -> Vec<u8> {
+    let objects = Command::new("git")
+        .current_dir(dir)
+        .args(["rev-list", "--objects", "main"])
+        .output()
+        .unwrap()
+        .stdout;
+    let mut child = Command::new("git")
+        .current_dir(dir)
+        .args(["pack-objects", "--stdout", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&objects).unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
+fn pkt(text: &str) -> Vec<u8> {
+    let mut out = format!("{:04x}", text.len() + 4).into_bytes();
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+/// POSTs `body` to receive-pack over a raw socket; `declared` is the Content-Length (more than
+/// the body: the client goes away mid-push). Returns what came back.
+fn raw_push(f: &Fixture, body: &[u8], declared: usize) -> String {
+    let addr = f.server.as_ref().unwrap().http_addr().unwrap();
+    let auth =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", f.user, f.password));
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/repos/web/git-receive-pack HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\n\
+         Content-Type: application/x-git-receive-pack-request\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    if declared > body.len() {
+        stream.shutdown(std::net::Shutdown::Both).unwrap();
+        return String::new();
+    }
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn bad_packs_and_vanishing_clients_change_nothing() {
+    let f = Fixture::new(&allow_all());
+    let local = f.local_repo("origin");
+    let head = f.git_ok(&local, &["rev-parse", "HEAD"]).trim().to_owned();
+    let zero = "0".repeat(40);
+    let mut commands = pkt(&format!("{zero} {head} refs/heads/main\0report-status\n"));
+    commands.extend_from_slice(b"0000");
+    let pack = pack_of(&local);
+    let blobs_before = files(&f.data).len();
+
+    let mut truncated = commands.clone();
+    truncated.extend_from_slice(&pack[..pack.len() / 2]);
+    let mut corrupt = commands.clone();
+    corrupt.extend_from_slice(&pack);
+    let middle = commands.len() + pack.len() / 2;
+    corrupt[middle] ^= 0x55;
+    let mut missing_base = commands.clone();
+    missing_base.extend_from_slice(&pack[..12]); // a header that promises objects, then nothing
+    for (what, body) in [
+        ("truncated", truncated),
+        ("corrupt", corrupt),
+        ("empty", missing_base),
+    ] {
+        let response = raw_push(&f, &body, body.len());
+        assert!(response.starts_with("HTTP/1.1 200"), "{what}: {response}");
+        assert!(response.contains("unpack "), "{what}: {response}");
+        assert!(!response.contains("unpack ok"), "{what}: {response}");
+        assert!(
+            response.contains("ng refs/heads/main"),
+            "{what}: {response}"
+        );
+    }
+    // A client that goes away in the middle of its pack.
+    let mut partial = commands.clone();
+    partial.extend_from_slice(&pack[..pack.len() / 2]);
+    raw_push(&f, &partial, partial.len() + pack.len());
+    // A malformed command list.
+    let response = raw_push(&f, b"0010not a command0000", 21);
+    assert!(!response.contains("unpack ok"), "{response}");
+
+    // Nothing moved, nothing was left behind.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !files(&f.data.join("spool")).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        files(&f.data.join("spool")).is_empty(),
+        "the spool is empty"
+    );
+    let remote = f.git_ok(&local, &["ls-remote", &f.url("web")]);
+    assert!(remote.is_empty(), "{remote}");
+    assert_eq!(files(&f.data).len(), blobs_before, "no pack was kept");
+    // And a good push still works afterwards.
+    f.git_ok(&local, &["push", &f.url("web"), "main"]);
+}
