@@ -153,6 +153,12 @@ typedef struct codekeep_client codekeep_client;
 typedef struct codekeep_keep codekeep_keep;
 
 /**
+ * A running git server. Start with codekeep_server_start(); stop and free with
+ * codekeep_server_stop().
+ */
+typedef struct codekeep_server codekeep_server;
+
+/**
  * Supplies input: write up to `len` bytes to `buf` and their number to `*out_n` (0 = end of
  * input); return CODEKEEP_STATUS_OK, or any other status to abort. Called on the calling
  * thread, never concurrently.
@@ -409,6 +415,33 @@ codekeep_status codekeep_keep_open_with_key_provider(const char *path,
                                                      void *user_data,
                                                      codekeep_free_callback free_user_data,
                                                      struct codekeep_keep **out);
+
+/**
+ * Starts serving git for `keep` on background threads and writes the handle to `*out`.
+ * `config_json` (NULL for the defaults) is `{"Http": "127.0.0.1:0" | null, "Ssh":
+ * "127.0.0.1:0" | null, "Tls": {"CertificateChain": path, "PrivateKey": path}, "Threads": n}`:
+ * port 0 picks a free port; an absent "Http" serves HTTP on a free loopback port; an absent
+ * "Ssh" serves no SSH. Read the bound addresses with codekeep_server_describe().
+ *
+ * Returns CODEKEEP_STATUS_INVALID_ARGUMENT for a bad configuration, CODEKEEP_STATUS_IO when
+ * an address cannot be bound.
+ */
+codekeep_status codekeep_server_start(const struct codekeep_keep *keep,
+                                      const char *config_json,
+                                      struct codekeep_server **out);
+
+/**
+ * Writes what the server serves as JSON to `*json_out`: `{"HttpAddress", "HttpUrl",
+ * "SshAddress", "SshUrl", "SshHostKey"}`, each present when that front end runs. Free it with
+ * codekeep_string_free().
+ */
+codekeep_status codekeep_server_describe(const struct codekeep_server *server, char **json_out);
+
+/**
+ * Stops the server (open requests get a few seconds to finish) and frees the handle. NULL is
+ * a no-op.
+ */
+void codekeep_server_stop(struct codekeep_server *server);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -57,6 +57,9 @@ pub(crate) struct KeepInner {
     /// Loaded object indexes of repositories, by repository id.
     #[cfg(feature = "git")]
     pub git_objects: crate::codecommit::git::ObjectsCache,
+    /// Where a running server serves git, for RepositoryMetadata's clone URLs.
+    #[cfg(feature = "git")]
+    pub clone_urls: std::sync::RwLock<crate::codecommit::CloneUrls>,
 }
 
 /// Builds a [`Keep`] from chosen parts; anything not set gets the embedded default.
@@ -172,6 +175,8 @@ impl KeepBuilder {
             }),
             #[cfg(feature = "git")]
             git_objects: crate::codecommit::git::ObjectsCache::default(),
+            #[cfg(feature = "git")]
+            clone_urls: std::sync::RwLock::default(),
         };
         Ok(Keep {
             inner: Arc::new(inner),

@@ -68,3 +68,23 @@ pub(crate) fn string_free(s: *mut std::ffi::c_char) {
         drop(unsafe { std::ffi::CString::from_raw(s) });
     }
 }
+
+pub(crate) fn server_into_raw(server: codekeep::server::Server) -> *mut crate::codekeep_server {
+    Box::into_raw(Box::new(server)).cast()
+}
+
+pub(crate) fn server_ref<'a>(
+    server: *const crate::codekeep_server,
+) -> Result<&'a codekeep::server::Server, FfiError> {
+    // SAFETY: a non-NULL server handle was made by `server_into_raw` and not yet stopped.
+    unsafe { server.cast::<codekeep::server::Server>().as_ref() }
+        .ok_or_else(|| FfiError::new(codekeep_status::NullArgument, "`server` is NULL"))
+}
+
+pub(crate) fn server_free(server: *mut crate::codekeep_server) {
+    if !server.is_null() {
+        // SAFETY: made by `server_into_raw`, stopped exactly once (the C contract). Dropping
+        // it shuts the server down.
+        drop(unsafe { Box::from_raw(server.cast::<codekeep::server::Server>()) });
+    }
+}

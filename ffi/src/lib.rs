@@ -11,6 +11,7 @@ mod envelope;
 mod error;
 mod handle;
 mod provider;
+mod server;
 
 use std::ffi::{CStr, CString, c_char};
 
@@ -24,6 +25,10 @@ pub use envelope::{
 pub use error::{codekeep_last_error_message, codekeep_status, codekeep_status_str};
 pub use provider::{
     codekeep_free_callback, codekeep_keep_open_with_key_provider, codekeep_key_transform_callback,
+};
+
+pub use server::{
+    codekeep_server, codekeep_server_describe, codekeep_server_start, codekeep_server_stop,
 };
 
 use error::{FfiError, boundary};

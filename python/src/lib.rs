@@ -225,6 +225,20 @@ impl Keep {
         .map_err(|e| to_py_err(py, &e, "ExportAuditLog"))
     }
 
+    /// Starts the git server (smart HTTP, HTTPS, SSH) on background threads, configured by
+    /// `config_json` (see `codekeep::server::ServerConfig::from_json`).
+    fn serve(&self, py: Python<'_>, config_json: &str) -> PyResult<Server> {
+        let keep = self.keep()?;
+        let config = codekeep::server::ServerConfig::from_json(&parse_json(config_json)?)
+            .map_err(|e| to_py_err(py, &e, "Serve"))?;
+        let server = py
+            .detach(|| codekeep::server::Server::start(&keep, &config))
+            .map_err(|e| to_py_err(py, &e, "Serve"))?;
+        Ok(Server {
+            inner: Mutex::new(Some(server)),
+        })
+    }
+
     /// Releases the keep. Idempotent; clients already made stay usable.
     fn close(&self) -> PyResult<()> {
         self.inner.lock().map_err(|_| closed())?.take();
@@ -550,11 +564,42 @@ impl SealedReader {
     }
 }
 
+/// A running git server; stopped by `stop()` (idempotent) or when collected.
+#[pyclass(name = "Server", module = "codekeep._native", frozen)]
+struct Server {
+    inner: Mutex<Option<codekeep::server::Server>>,
+}
+
+#[pymethods]
+impl Server {
+    /// What the server serves (addresses, URLs, SSH host key) as JSON text.
+    fn describe_json(&self) -> PyResult<String> {
+        let guard = self.inner.lock().map_err(|_| closed())?;
+        let server = guard.as_ref().ok_or_else(closed)?;
+        Ok(server.describe().to_string())
+    }
+
+    /// Stops the server, letting open requests finish for a few seconds. Idempotent.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        let server = self.inner.lock().map_err(|_| closed())?.take();
+        if let Some(server) = server {
+            py.detach(|| server.shutdown());
+        }
+        Ok(())
+    }
+
+    /// True once stopped.
+    #[getter]
+    fn stopped(&self) -> bool {
+        self.inner.lock().map_or(true, |g| g.is_none())
+    }
+}
+
 /// The native module.
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use super::{Client, Keep, SealedReader, SealedWriter};
+    use super::{Client, Keep, SealedReader, SealedWriter, Server};
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

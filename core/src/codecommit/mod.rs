@@ -13,6 +13,14 @@ use serde_json::Value;
 use crate::api::Operation;
 use crate::error::{Error, ErrorKind};
 
+/// The bases of RepositoryMetadata's clone URLs (`http://127.0.0.1:8080`, `ssh://host:2222`),
+/// set by a running server; CodeCommit's own host names otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CloneUrls {
+    pub http: Option<String>,
+    pub ssh: Option<String>,
+}
+
 macro_rules! cc_op {
     ($name:literal, $handler:expr, read_only = $ro:expr) => {
         Operation {

@@ -9,6 +9,7 @@ use super::{error, required};
 use crate::api::{OpCtx, member, optional_str};
 use crate::clock::epoch_seconds;
 use crate::error::{ErrorKind, Result};
+use crate::keep::KeepInner;
 use crate::store::{Key, Txn};
 
 const MAX_NAME: usize = 100;
@@ -42,15 +43,26 @@ impl RepositoryRecord {
         repository_arn(region, &self.account, &self.name)
     }
 
-    fn metadata(&self, region: &str) -> Value {
+    fn metadata(&self, keep: &KeepInner, region: &str) -> Value {
+        let urls = keep
+            .clone_urls
+            .read()
+            .map(|u| u.clone())
+            .unwrap_or_default();
+        let http = urls
+            .http
+            .unwrap_or_else(|| format!("https://git-codecommit.{region}.amazonaws.com"));
+        let ssh = urls
+            .ssh
+            .unwrap_or_else(|| format!("ssh://git-codecommit.{region}.amazonaws.com"));
         let mut m = json!({
             "accountId": self.account,
             "repositoryId": self.id,
             "repositoryName": self.name,
             "lastModifiedDate": epoch_seconds(self.modified),
             "creationDate": epoch_seconds(self.created),
-            "cloneUrlHttp": format!("https://git-codecommit.{region}.amazonaws.com/v1/repos/{}", self.name),
-            "cloneUrlSsh": format!("ssh://git-codecommit.{region}.amazonaws.com/v1/repos/{}", self.name),
+            "cloneUrlHttp": format!("{http}/v1/repos/{}", self.name),
+            "cloneUrlSsh": format!("{ssh}/v1/repos/{}", self.name),
             "Arn": self.arn(region),
             "kmsKeyId": self.kms_key_arn,
         });
@@ -281,13 +293,13 @@ pub(crate) fn create_repository(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Resul
         tags,
     };
     save(ctx, &record)?;
-    Ok(json!({"repositoryMetadata": record.metadata(&region)}))
+    Ok(json!({"repositoryMetadata": record.metadata(ctx.keep, &region)}))
 }
 
 pub(crate) fn get_repository(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let name = required(input, "repositoryName", "RepositoryNameRequiredException")?;
     let record = authorize_repository(ctx, name)?;
-    Ok(json!({"repositoryMetadata": record.metadata(ctx.req.region.as_str())}))
+    Ok(json!({"repositoryMetadata": record.metadata(ctx.keep, ctx.req.region.as_str())}))
 }
 
 pub(crate) fn batch_get_repositories(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
@@ -327,7 +339,7 @@ pub(crate) fn batch_get_repositories(ctx: &mut OpCtx<'_, '_>, input: &Value) -> 
     let (mut found, mut missing) = (Vec::new(), Vec::new());
     for name in &names {
         match load(ctx.txn, &account, name)? {
-            Some(r) => found.push(r.metadata(&region)),
+            Some(r) => found.push(r.metadata(ctx.keep, &region)),
             None => missing.push(json!(name)),
         }
     }

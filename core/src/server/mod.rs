@@ -48,6 +48,70 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// Reads the configuration the C and Python bindings pass: `{"Http": "127.0.0.1:0",
+    /// "Ssh": "127.0.0.1:0", "Tls": {"CertificateChain": path, "PrivateKey": path},
+    /// "Threads": 2}`. An absent `Http` is the default (loopback, a free port); `null` turns a
+    /// front end off; an absent `Ssh` serves no SSH.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for an unknown member, an address that does not parse or a TLS member
+    /// that is missing.
+    pub fn from_json(config: &serde_json::Value) -> Result<ServerConfig> {
+        let invalid = |what: String| Error::new(ErrorKind::InvalidArgument, what);
+        let object = config
+            .as_object()
+            .ok_or_else(|| invalid("the server configuration must be a JSON object".to_owned()))?;
+        let address = |name: &str| -> Result<Option<SocketAddr>> {
+            match object.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(text)) => text.parse().map(Some).map_err(|_| {
+                    invalid(format!(
+                        "{name}: {text:?} is not an address like 127.0.0.1:0"
+                    ))
+                }),
+                Some(_) => Err(invalid(format!("{name} must be an address string or null"))),
+            }
+        };
+        let mut out = ServerConfig {
+            http: address("Http")?,
+            ssh: address("Ssh")?,
+            ..ServerConfig::default()
+        };
+        if !object.contains_key("Http") {
+            out.http = ServerConfig::default().http;
+        }
+        if let Some(tls) = object.get("Tls").filter(|t| !t.is_null()) {
+            let path = |name: &str| {
+                tls.get(name)
+                    .and_then(serde_json::Value::as_str)
+                    .map(PathBuf::from)
+                    .ok_or_else(|| invalid(format!("Tls.{name} must be a file path")))
+            };
+            out.tls = Some(TlsFiles {
+                certificate_chain: path("CertificateChain")?,
+                private_key: path("PrivateKey")?,
+            });
+        }
+        if let Some(threads) = object.get("Threads") {
+            out.threads = threads
+                .as_u64()
+                .and_then(|t| usize::try_from(t).ok())
+                .filter(|t| (1..=256).contains(t))
+                .ok_or_else(|| invalid("Threads must be a number from 1 to 256".to_owned()))?;
+        }
+        if let Some(unknown) = object
+            .keys()
+            .find(|k| !["Http", "Ssh", "Tls", "Threads"].contains(&k.as_str()))
+        {
+            return Err(invalid(format!(
+                "unknown server configuration member {unknown:?}"
+            )));
+        }
+        Ok(out)
+    }
+}
+
 /// A running server. Dropping it, or calling [`Server::shutdown`], stops accepting
 /// connections and waits for the runtime to wind down.
 pub struct Server {
@@ -56,6 +120,8 @@ pub struct Server {
     ssh_addr: Option<SocketAddr>,
     ssh_host_key: Option<String>,
     stop: Option<tokio::sync::watch::Sender<bool>>,
+    /// The keep served, and the clone URL bases this server registered in it.
+    registered: Option<(Arc<Keep>, crate::codecommit::CloneUrls)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -101,6 +167,7 @@ impl Server {
             ssh_addr: None,
             ssh_host_key: None,
             stop: Some(stop),
+            registered: None,
         };
         if let Some(addr) = config.ssh {
             let host_key = ssh::host_key(&keep)?;
@@ -121,7 +188,21 @@ impl Server {
             runtime.spawn(http::serve(listener, Arc::clone(&keep), tls, stopped));
         }
         server.runtime = Some(runtime);
+        server.register_clone_urls(keep, config.tls.is_some());
         Ok(server)
+    }
+
+    /// Points RepositoryMetadata's clone URLs at this server (until it stops).
+    fn register_clone_urls(&mut self, keep: Arc<Keep>, tls: bool) {
+        let scheme = if tls { "https" } else { "http" };
+        let ours = crate::codecommit::CloneUrls {
+            http: self.http_addr.map(|a| format!("{scheme}://{a}")),
+            ssh: self.ssh_addr.map(|a| format!("ssh://{a}")),
+        };
+        if let Ok(mut urls) = keep.inner().clone_urls.write() {
+            *urls = ours.clone();
+        }
+        self.registered = Some((keep, ours));
     }
 
     /// The address smart HTTP (or HTTPS) listens on.
@@ -139,12 +220,41 @@ impl Server {
         self.ssh_host_key.as_deref()
     }
 
+    /// What the server serves, as JSON: `HttpAddress`, `HttpUrl`, `SshAddress`, `SshUrl` and
+    /// `SshHostKey`, each present when that front end runs.
+    pub fn describe(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        let urls = self.registered.as_ref().map(|(_, urls)| urls);
+        if let Some(a) = self.http_addr {
+            out.insert("HttpAddress".into(), a.to_string().into());
+        }
+        if let Some(url) = urls.and_then(|u| u.http.clone()) {
+            out.insert("HttpUrl".into(), url.into());
+        }
+        if let Some(a) = self.ssh_addr {
+            out.insert("SshAddress".into(), a.to_string().into());
+        }
+        if let Some(url) = urls.and_then(|u| u.ssh.clone()) {
+            out.insert("SshUrl".into(), url.into());
+        }
+        if let Some(key) = &self.ssh_host_key {
+            out.insert("SshHostKey".into(), key.clone().into());
+        }
+        serde_json::Value::Object(out)
+    }
+
     /// Stops accepting connections, gives open requests a moment to finish, and stops.
     pub fn shutdown(mut self) {
         self.stop_now();
     }
 
     fn stop_now(&mut self) {
+        if let Some((keep, ours)) = self.registered.take()
+            && let Ok(mut urls) = keep.inner().clone_urls.write()
+            && *urls == ours
+        {
+            *urls = crate::codecommit::CloneUrls::default();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(true);
         }

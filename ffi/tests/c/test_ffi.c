@@ -290,12 +290,40 @@ static void test_iam_users_and_authorize(void) {
   codekeep_keep_free(keep);
 }
 
+/* The git server starts on free ports, describes itself, refuses bad configuration, and
+ * answers HTTP on the address it reports. */
+static void test_server(void) {
+  codekeep_keep *keep = NULL;
+  OK(codekeep_keep_open_memory(&keep));
+  codekeep_server *server = NULL;
+  CHECK(codekeep_server_start(keep, "{\"Http\": 7}", &server) == CODEKEEP_STATUS_INVALID_ARGUMENT);
+  CHECK(codekeep_server_start(keep, "{\"Nope\": null}", &server) == CODEKEEP_STATUS_INVALID_ARGUMENT);
+  CHECK(codekeep_server_start(keep, "not json", &server) == CODEKEEP_STATUS_INVALID_JSON);
+  CHECK(server == NULL);
+  OK(codekeep_server_start(keep, "{\"Http\": \"127.0.0.1:0\", \"Ssh\": \"127.0.0.1:0\"}", &server));
+  char *json = NULL;
+  OK(codekeep_server_describe(server, &json));
+  char http[64], ssh[64], host_key[128];
+  json_get(json, "HttpAddress", http, sizeof http);
+  json_get(json, "SshAddress", ssh, sizeof ssh);
+  json_get(json, "SshHostKey", host_key, sizeof host_key);
+  CHECK(strncmp(http, "127.0.0.1:", 10) == 0);
+  CHECK(strncmp(ssh, "127.0.0.1:", 10) == 0);
+  CHECK(strncmp(host_key, "ssh-ed25519 ", 12) == 0);
+  codekeep_string_free(json);
+  CHECK(codekeep_server_describe(NULL, &json) == CODEKEEP_STATUS_NULL_ARGUMENT);
+  codekeep_server_stop(server);
+  codekeep_server_stop(NULL);
+  codekeep_keep_free(keep);
+}
+
 int main(void) {
   test_version_and_statuses();
   test_errors();
   test_kms_and_envelope();
   test_key_provider_callbacks();
   test_iam_users_and_authorize();
+  test_server();
   if (failures) {
     fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

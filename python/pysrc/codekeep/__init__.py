@@ -30,7 +30,7 @@ from .exceptions import (
 )
 
 __version__: str = _native.__version__
-__all__ = ["Keep", "Client", "ClientError", "CodekeepError", "InvalidArgument", "AccessDenied",
+__all__ = ["Keep", "Client", "Server", "ClientError", "CodekeepError", "InvalidArgument", "AccessDenied",
            "NotFound", "CryptoError", "DecryptionError", "KeyDisabled", "__version__"]
 
 
@@ -249,6 +249,17 @@ class Keep:
         """Writes the audit log as JSON Lines to ``path``; returns the number of records."""
         return int(self._native.export_audit_log(os.fspath(path)))
 
+    def serve(self, *, http: str | None = "127.0.0.1:0", ssh: str | None = None,
+              tls: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
+              threads: int = 2) -> "Server":
+        """Starts the git server on background threads: smart HTTP on `http` (HTTPS with
+        `tls=(certificate_chain_pem, private_key_pem)`) and SSH on `ssh`; port 0 picks a free
+        port, None turns a front end off. Use as a context manager or call `stop()`."""
+        config: dict[str, Any] = {"Http": http, "Ssh": ssh, "Threads": threads}
+        if tls is not None:
+            config["Tls"] = {"CertificateChain": os.fspath(tls[0]), "PrivateKey": os.fspath(tls[1])}
+        return Server(self._native.serve(json.dumps(config)))
+
     def close(self) -> None:
         """Releases the keep; idempotent."""
         self._native.close()
@@ -262,3 +273,46 @@ class Keep:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Server:
+    """A running git server (see `Keep.serve`). `http_url`, `ssh_url` and `ssh_host_key` say
+    where it listens and which host key SSH clients should expect."""
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self._description: dict[str, Any] = json.loads(native.describe_json())
+
+    @property
+    def http_address(self) -> str | None:
+        return self._description.get("HttpAddress")
+
+    @property
+    def http_url(self) -> str | None:
+        return self._description.get("HttpUrl")
+
+    @property
+    def ssh_address(self) -> str | None:
+        return self._description.get("SshAddress")
+
+    @property
+    def ssh_url(self) -> str | None:
+        return self._description.get("SshUrl")
+
+    @property
+    def ssh_host_key(self) -> str | None:
+        return self._description.get("SshHostKey")
+
+    def stop(self) -> None:
+        """Stops the server; idempotent."""
+        self._native.stop()
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self._native.stopped)
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

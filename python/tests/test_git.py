@@ -1,0 +1,106 @@
+"""git hosting from Python: the server started from Python, the real `git` pushing to it, and
+dulwich (an independent implementation of the git protocol) cloning, fetching and pushing."""
+
+import io
+import json
+import os
+import subprocess
+import urllib.parse
+
+import pytest
+
+import codekeep
+
+dulwich_porcelain = pytest.importorskip("dulwich.porcelain")
+
+MARKER = "PY-CODEKEEP-MARKER-77ab"
+
+
+def git(cwd, *args, env=None):
+    out = subprocess.run(["git", "-c", "user.name=Py", "-c", "user.email=py@example.com",
+                          "-c", "init.defaultBranch=main", *args],
+                         cwd=cwd, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.fixture
+def hosted(tmp_path):
+    keep = codekeep.Keep.open(tmp_path / "keep")
+    account = keep.create_account("py-git")["Id"]
+    iam = keep.client("iam", account=account)
+    iam.create_user(UserName="dev")
+    iam.put_user_policy(UserName="dev", PolicyName="git", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "codecommit:*", "Resource": "*"}]}))
+    cred = iam.create_service_specific_credential(
+        UserName="dev", ServiceName="codecommit.amazonaws.com")["ServiceSpecificCredential"]
+    cc = keep.client("codecommit", account=account)
+    cc.create_repository(repositoryName="web")
+    server = keep.serve(ssh="127.0.0.1:0")
+    yield keep, cc, server, cred["ServiceUserName"], cred["ServicePassword"]
+    server.stop()
+    keep.close()
+
+
+def test_server_reports_where_it_listens_and_clone_urls_follow(hosted):
+    _keep, cc, server, _user, _password = hosted
+    assert server.http_url.startswith("http://127.0.0.1:")
+    assert server.ssh_url.startswith("ssh://127.0.0.1:")
+    assert server.ssh_host_key.startswith("ssh-ed25519 ")
+    meta = cc.get_repository(repositoryName="web")["repositoryMetadata"]
+    assert meta["cloneUrlHttp"] == server.http_url + "/v1/repos/web"
+    assert meta["cloneUrlSsh"] == server.ssh_url + "/v1/repos/web"
+    server.stop()
+    assert server.stopped
+    server.stop()
+    meta = cc.get_repository(repositoryName="web")["repositoryMetadata"]
+    assert meta["cloneUrlHttp"].startswith("https://git-codecommit.")
+
+
+def test_git_pushes_and_dulwich_clones_fetches_and_pushes(hosted, tmp_path):
+    _keep, cc, server, user, password = hosted
+    url = cc.get_repository(repositoryName="web")["repositoryMetadata"]["cloneUrlHttp"]
+    authed = url.replace("http://", "http://%s:%s@" % (
+        urllib.parse.quote(user, safe=""), urllib.parse.quote(password, safe="")))
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    env.pop("GIT_PROTOCOL", None)
+
+    local = tmp_path / "local"
+    local.mkdir()
+    git(local, "init", "-q")
+    (local / "README.md").write_text(f"hello {MARKER}\n")
+    git(local, "add", "README.md")
+    git(local, "commit", "-q", "-m", "first")
+    git(local, "push", "-q", authed, "main", env=env)
+    head = git(local, "rev-parse", "HEAD").strip()
+
+    # dulwich clones what git pushed.
+    target = tmp_path / "dulwich-clone"
+    repo = dulwich_porcelain.clone(url, str(target), username=user, password=password,
+                                   errstream=io.BytesIO())
+    assert repo.head().decode() == head
+    assert (target / "README.md").read_text() == f"hello {MARKER}\n"
+
+    # ...fetches what git pushes next...
+    (local / "more.txt").write_text("more\n")
+    git(local, "add", "more.txt")
+    git(local, "commit", "-q", "-m", "second")
+    git(local, "push", "-q", authed, "main", env=env)
+    second = git(local, "rev-parse", "HEAD").strip()
+    result = dulwich_porcelain.fetch(repo, url, username=user, password=password,
+                                     errstream=io.BytesIO())
+    assert result.refs[b"refs/heads/main"].decode() == second
+
+    # ...and pushes a branch that git then sees.
+    dulwich_porcelain.push(repo, url, b"refs/heads/main:refs/heads/from-dulwich",
+                           username=user, password=password, errstream=io.BytesIO())
+    remote = git(local, "ls-remote", authed, env=env)
+    assert f"{head}\trefs/heads/from-dulwich" in remote
+    repo.close()
+
+    # Nothing in the keep's directory holds the plaintext.
+    for root, _dirs, files in os.walk(tmp_path / "keep"):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                assert MARKER.encode() not in f.read(), name
