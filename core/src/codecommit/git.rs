@@ -216,10 +216,7 @@ impl Access {
         let objects =
             keep.git_objects
                 .load(keep, &opened.record.id, &opened.packs, &opened.data_key)?;
-        let head = format!(
-            "refs/heads/{}",
-            opened.record.default_branch.as_deref().unwrap_or("main")
-        );
+        let head = head_ref(&opened.record);
         Ok(Access {
             snapshot: Snapshot {
                 odb: Odb::new(objects),
@@ -231,6 +228,34 @@ impl Access {
             key_ref: opened.key_ref,
         })
     }
+}
+
+/// The repository's refs and objects, for API operations that read commits, trees and blobs
+/// (authorized by the caller; the data key is unwrapped through KMS as for git requests).
+pub(crate) fn read_snapshot(
+    ctx: &mut OpCtx<'_, '_>,
+    record: &RepositoryRecord,
+) -> Result<Snapshot> {
+    let (data_key, _) = data_key(ctx, record)?;
+    let refs = load_refs(ctx.txn, &record.id)?;
+    let packs = pack_numbers(ctx.txn, &record.id)?;
+    let objects = ctx
+        .keep
+        .git_objects
+        .load(ctx.keep, &record.id, &packs, &data_key)?;
+    Ok(Snapshot {
+        odb: Odb::new(objects),
+        refs,
+        head: head_ref(record),
+    })
+}
+
+/// The ref HEAD names: the default branch (`main` until there is one).
+fn head_ref(record: &RepositoryRecord) -> String {
+    format!(
+        "refs/heads/{}",
+        record.default_branch.as_deref().unwrap_or("main")
+    )
 }
 
 fn data_key_context(repository_id: &str) -> EncryptionContext {
@@ -592,12 +617,7 @@ fn apply_updates(
         if result.is_some() {
             continue;
         }
-        let key = ref_key(&record.id, &u.name);
-        if u.is_delete() {
-            ctx.txn.delete(&key)?;
-        } else {
-            ctx.txn.put(&key, u.new.to_string().as_bytes())?;
-        }
+        write_ref(ctx, record, &arn, u)?;
         // CodeCommit makes the first branch pushed the default branch.
         if new_record.default_branch.is_none()
             && !u.is_delete()
@@ -605,7 +625,6 @@ fn apply_updates(
         {
             new_record.default_branch = Some(branch.to_owned());
         }
-        append_event(ctx, record, &arn, u)?;
     }
     new_record.modified = ctx.now();
     ctx.txn.put_json(
@@ -653,13 +672,7 @@ fn check_update(
         }
         Err(e) => return Err(e),
     }
-    let current = ctx
-        .txn
-        .get(&ref_key(&record.id, &u.name))?
-        .map(|v| {
-            ObjectId::from_hex(&v).map_err(|_| Error::storage("a stored ref is not an object id"))
-        })
-        .transpose()?;
+    let current = current_ref(ctx.txn, &record.id, &u.name)?;
     let expected = if u.is_create() { None } else { Some(u.old) };
     if current != expected {
         return Ok(Some(match current {
@@ -669,6 +682,36 @@ fn check_update(
         }));
     }
     Ok(None)
+}
+
+/// The value of ref `name` in metadata.
+pub(crate) fn current_ref(
+    txn: &mut Txn<'_>,
+    repository_id: &str,
+    name: &str,
+) -> Result<Option<ObjectId>> {
+    txn.get(&ref_key(repository_id, name))?
+        .map(|v| {
+            ObjectId::from_hex(&v).map_err(|_| Error::storage("a stored ref is not an object id"))
+        })
+        .transpose()
+}
+
+/// Moves (creates, deletes) one ref the caller checked, and appends its state-change event in
+/// the same transaction.
+pub(crate) fn write_ref(
+    ctx: &mut OpCtx<'_, '_>,
+    record: &RepositoryRecord,
+    arn: &str,
+    u: &RefUpdate,
+) -> Result<()> {
+    let key = ref_key(&record.id, &u.name);
+    if u.is_delete() {
+        ctx.txn.delete(&key)?;
+    } else {
+        ctx.txn.put(&key, u.new.to_string().as_bytes())?;
+    }
+    append_event(ctx, record, arn, u)
 }
 
 fn append_event(

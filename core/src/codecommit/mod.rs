@@ -5,6 +5,8 @@
 //! Git requests (`git`) authorize `codecommit:GitPull` / `codecommit:GitPush`, read and move
 //! refs, and store packs sealed under the repository's data key.
 
+mod branches;
+mod contents;
 pub(crate) mod git;
 mod repositories;
 
@@ -34,6 +36,17 @@ macro_rules! cc_op {
             // The KMS key a repository is encrypted under is checked too.
             resources: &["arn:aws:codecommit:*:*:*", "arn:aws:kms:*:*:key/*", "*"],
             handler: $handler,
+        }
+    };
+}
+
+/// An operation that returns file content: base64 blobs, never written to the audit log.
+macro_rules! cc_content_op {
+    ($name:literal, $handler:expr, $blob:literal) => {
+        Operation {
+            blob_members: &[$blob],
+            secret_members: &[$blob],
+            ..cc_op!($name, $handler, read_only = true)
         }
     };
 }
@@ -91,6 +104,24 @@ pub(crate) static CODECOMMIT_OPERATIONS: &[Operation] = &[
         repositories::list_tags_for_resource,
         read_only = true
     ),
+    cc_op!("CreateBranch", branches::create_branch, read_only = false),
+    cc_op!("GetBranch", branches::get_branch, read_only = true),
+    cc_op!("ListBranches", branches::list_branches, read_only = true),
+    cc_op!("DeleteBranch", branches::delete_branch, read_only = false),
+    cc_op!(
+        "UpdateDefaultBranch",
+        branches::update_default_branch,
+        read_only = false
+    ),
+    cc_op!("GetCommit", contents::get_commit, read_only = true),
+    cc_op!(
+        "BatchGetCommits",
+        contents::batch_get_commits,
+        read_only = true
+    ),
+    cc_content_op!("GetBlob", contents::get_blob, "content"),
+    cc_content_op!("GetFile", contents::get_file, "fileContent"),
+    cc_op!("GetFolder", contents::get_folder, read_only = true),
 ];
 
 /// A CodeCommit error: CodeCommit's codes all end in `Exception`.

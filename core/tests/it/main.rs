@@ -12,6 +12,8 @@
 
 mod audit;
 mod codecommit;
+#[cfg(feature = "server")]
+mod codecommit_content;
 mod credentials;
 mod dispatch;
 mod envelope;
