@@ -47,6 +47,7 @@ features:
 rust-test:
 	scripts/with-services.sh cargo test --workspace --all-features --locked
 	cargo run -q -p codekeep-examples --example iam --locked >/dev/null
+	cargo run -q -p codekeep-examples --example git --locked -- $(CARGO_TARGET_DIR)/git-demo >/dev/null
 
 header:
 	"$(CBINDGEN)" --config ffi/cbindgen.toml --crate codekeep-ffi --output include/codekeep.h ffi
@@ -62,6 +63,7 @@ c-test: staticlib
 	cc $(CFLAGS) ffi/tests/c/test_ffi.c $(STATICLIB) $(LDLIBS) -o build/test_ffi
 	cc $(CFLAGS) examples/c/quickstart.c $(STATICLIB) $(LDLIBS) -o build/quickstart_c
 	cc $(CFLAGS) examples/c/iam.c $(STATICLIB) $(LDLIBS) -o build/iam_c
+	cc $(CFLAGS) examples/c/git_story.c $(STATICLIB) $(LDLIBS) -o build/git_story_c
 	c++ -Wall -Wextra -Werror -x c++ -fsyntax-only -Iinclude - <<< '#include "codekeep.h"'
 	rm -rf build/c-provider-keep && ./build/test_ffi
 	rm -rf build/c-quickstart && ./build/quickstart_c build/c-quickstart
@@ -69,6 +71,8 @@ c-test: staticlib
 	rm -rf build/c-quickstart && $(VALGRIND) ./build/quickstart_c build/c-quickstart >/dev/null
 	./build/iam_c
 	$(VALGRIND) ./build/iam_c >/dev/null
+	./build/git_story_c build/c-git-story
+	$(VALGRIND) ./build/git_story_c build/c-git-story >/dev/null
 	@# Only codekeep_* may be exported from the shared library.
 	@nm -D --defined-only $(CARGO_TARGET_DIR)/debug/libcodekeep.so | awk '$$2 ~ /^[TDBR]$$/ {print $$3}' > build/exported.txt
 	@test -s build/exported.txt
@@ -91,6 +95,8 @@ bench: python-build
 
 demo:
 	cargo run -q -p codekeep-examples --example quickstart --locked -- ./codekeep-data
+	@echo
+	cargo run -q -p codekeep-examples --example git --locked -- ./codekeep-data/git-demo
 
 clean:
 	rm -rf build codekeep-data

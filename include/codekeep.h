@@ -269,6 +269,23 @@ codekeep_status codekeep_keep_export_audit_log(const struct codekeep_keep *keep,
                                                uint64_t *out_records);
 
 /**
+ * Writes up to `limit` outbox events that `consumer` has not acknowledged, oldest first, to
+ * `*json_out` as a JSON array of `{"Seq": n, "Event": <EventBridge envelope>}`. Free it with
+ * codekeep_string_free(). Acknowledge with codekeep_keep_ack_events().
+ */
+codekeep_status codekeep_keep_read_events(const struct codekeep_keep *keep,
+                                          const char *consumer,
+                                          size_t limit,
+                                          char **json_out);
+
+/**
+ * Acknowledges, for `consumer`, every outbox event up to and including `seq`.
+ */
+codekeep_status codekeep_keep_ack_events(const struct codekeep_keep *keep,
+                                         const char *consumer,
+                                         uint64_t seq);
+
+/**
  * Creates a client of `service` ("iam", "sts", "kms", "cloudtrail", "organizations") acting as
  * the caller described by `caller_json`: `{"AccountId": "111122223333"}` (the account's root),
  * `{"AccountId": ..., "UserName": "alice"}` (an IAM user the host authenticated),

@@ -359,6 +359,31 @@ impl Keep {
         &self.inner.region
     }
 
+    /// Up to `limit` events from the outbox that `consumer` has not acknowledged, oldest
+    /// first, as `{"Seq": n, "Event": <EventBridge envelope>}`. Acknowledge with
+    /// [`Keep::ack_events`].
+    ///
+    /// # Errors
+    /// `InvalidArgument` for an empty consumer name; `Storage`.
+    pub fn read_events(&self, consumer: &str, limit: usize) -> Result<Vec<serde_json::Value>> {
+        let region = self.inner.region.as_str();
+        Ok(self
+            .inner
+            .meta
+            .outbox_read(consumer, limit)?
+            .iter()
+            .map(|e| serde_json::json!({"Seq": e.seq, "Event": e.to_eventbridge(region)}))
+            .collect())
+    }
+
+    /// Acknowledges, for `consumer`, every event up to and including `seq`.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for an empty consumer name; `Storage`.
+    pub fn ack_events(&self, consumer: &str, seq: u64) -> Result<()> {
+        self.inner.meta.outbox_ack(consumer, seq)
+    }
+
     /// The metadata store (for tools and tests; operations go through clients).
     pub fn meta(&self) -> &Meta {
         &self.inner.meta

@@ -264,6 +264,36 @@ pub extern "C" fn codekeep_keep_export_audit_log(
     })
 }
 
+/// Writes up to `limit` outbox events that `consumer` has not acknowledged, oldest first, to
+/// `*json_out` as a JSON array of `{"Seq": n, "Event": <EventBridge envelope>}`. Free it with
+/// codekeep_string_free(). Acknowledge with codekeep_keep_ack_events().
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_read_events(
+    keep: *const codekeep_keep,
+    consumer: *const c_char,
+    limit: usize,
+    json_out: *mut *mut c_char,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(json_out, "json_out")?;
+        let events = handle::keep_ref(keep)?.read_events(str_arg(consumer, "consumer")?, limit)?;
+        write_string(json_out, serde_json::Value::Array(events).to_string())
+    })
+}
+
+/// Acknowledges, for `consumer`, every outbox event up to and including `seq`.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_ack_events(
+    keep: *const codekeep_keep,
+    consumer: *const c_char,
+    seq: u64,
+) -> codekeep_status {
+    boundary(|| {
+        handle::keep_ref(keep)?.ack_events(str_arg(consumer, "consumer")?, seq)?;
+        Ok(())
+    })
+}
+
 /// Creates a client of `service` ("iam", "sts", "kms", "cloudtrail", "organizations") acting as
 /// the caller described by `caller_json`: `{"AccountId": "111122223333"}` (the account's root),
 /// `{"AccountId": ..., "UserName": "alice"}` (an IAM user the host authenticated),

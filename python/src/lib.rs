@@ -225,6 +225,22 @@ impl Keep {
         .map_err(|e| to_py_err(py, &e, "ExportAuditLog"))
     }
 
+    /// Outbox events `consumer` has not acknowledged, as JSON text (see
+    /// `codekeep::Keep::read_events`).
+    fn read_events_json(&self, py: Python<'_>, consumer: &str, limit: usize) -> PyResult<String> {
+        let keep = self.keep()?;
+        py.detach(|| keep.read_events(consumer, limit))
+            .map(|v| serde_json::Value::Array(v).to_string())
+            .map_err(|e| to_py_err(py, &e, "ReadEvents"))
+    }
+
+    /// Acknowledges, for `consumer`, every outbox event up to and including `seq`.
+    fn ack_events(&self, py: Python<'_>, consumer: &str, seq: u64) -> PyResult<()> {
+        let keep = self.keep()?;
+        py.detach(|| keep.ack_events(consumer, seq))
+            .map_err(|e| to_py_err(py, &e, "AckEvents"))
+    }
+
     /// Starts the git server (smart HTTP, HTTPS, SSH) on background threads, configured by
     /// `config_json` (see `codekeep::server::ServerConfig::from_json`).
     fn serve(&self, py: Python<'_>, config_json: &str) -> PyResult<Server> {

@@ -21,9 +21,15 @@ fn full_name(branch: &str) -> String {
     format!("refs/heads/{branch}")
 }
 
-/// Validates a branch name as git does for `refs/heads/<name>`.
+/// Validates a branch name as git does for `refs/heads/<name>`, and as CodeCommit: at most 256
+/// characters, and not exactly 40 hexadecimal digits (it would read as a commit id).
 fn check_branch_name(branch: &str) -> Result<()> {
-    if branch.is_empty() || branch.len() > 256 || check_ref_name(&full_name(branch)).is_err() {
+    let looks_like_id = branch.len() == 40 && branch.bytes().all(|b| b.is_ascii_hexdigit());
+    if branch.is_empty()
+        || branch.len() > 256
+        || looks_like_id
+        || check_ref_name(&full_name(branch)).is_err()
+    {
         return Err(error(
             ErrorKind::InvalidArgument,
             "InvalidBranchNameException",
@@ -95,6 +101,17 @@ pub(crate) fn create_branch(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Va
             format!("The specified branch name already exists: {branch}"),
         ));
     }
+    let existing = super::git::load_refs(ctx.txn, &record.id)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    if let Some(clash) = super::git::name_clash(&name, &existing) {
+        return Err(error(
+            ErrorKind::InvalidArgument,
+            "InvalidBranchNameException",
+            format!("The branch name {branch} conflicts with the existing reference {clash}"),
+        ));
+    }
     let snapshot = super::git::read_snapshot(ctx, &record)?;
     if !matches!(snapshot.odb.header(&commit)?, Some((Kind::Commit, _))) {
         return Err(error(
@@ -123,7 +140,8 @@ pub(crate) fn get_branch(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value
     let repository = required(input, "repositoryName", "RepositoryNameRequiredException")?;
     let branch = required(input, "branchName", "BranchNameRequiredException")?;
     check_branch_name(branch)?;
-    let record = authorize_branch(ctx, repository, branch)?;
+    // GetBranch is not among the actions AWS evaluates `codecommit:References` for.
+    let record = repositories::authorize_repository(ctx, repository)?;
     let commit = super::git::current_ref(ctx.txn, &record.id, &full_name(branch))?
         .ok_or_else(|| branch_does_not_exist(branch))?;
     Ok(json!({"branch": {"branchName": branch, "commitId": commit.to_string()}}))
@@ -146,10 +164,18 @@ pub(crate) fn list_branches(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Va
         .into_iter()
         .filter_map(|(name, _)| name.strip_prefix("refs/heads/").map(str::to_owned))
         .collect();
+    if start > branches.len() {
+        return Err(error(
+            ErrorKind::InvalidArgument,
+            "InvalidContinuationTokenException",
+            "The specified continuation token is not valid.",
+        ));
+    }
     let page: Vec<&String> = branches.iter().skip(start).take(PAGE).collect();
     let mut out = json!({"branches": page});
-    if start + PAGE < branches.len() {
-        crate::api::set_member(&mut out, "nextToken", json!((start + PAGE).to_string()));
+    let next = start + page.len();
+    if next < branches.len() {
+        crate::api::set_member(&mut out, "nextToken", json!(next.to_string()));
     }
     Ok(out)
 }

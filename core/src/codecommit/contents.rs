@@ -164,7 +164,7 @@ fn resolve_commit(
         )
     };
     let candidate = match specifier {
-        None => record
+        None | Some("HEAD") => record
             .default_branch
             .as_deref()
             .and_then(|b| snapshot.value(&format!("refs/heads/{b}")))

@@ -100,7 +100,7 @@ pub(crate) fn serve_stateless(
     out: &mut dyn Write,
 ) -> Result<()> {
     let access = Access::open(keep, req)?;
-    let mut input = PacketReader::new(body);
+    let mut input = PacketReader::new(access.limit(req, body));
     match (req.service, req.v2()) {
         (GitService::UploadPack, true) => upload::serve_v2(&access.snapshot, &mut input, out, true),
         (GitService::UploadPack, false) => {
@@ -118,7 +118,7 @@ pub(crate) fn serve_session(
     out: &mut dyn Write,
 ) -> Result<()> {
     let access = Access::open(keep, req)?;
-    let mut input = PacketReader::new(input);
+    let mut input = PacketReader::new(access.limit(req, input));
     match (req.service, req.v2()) {
         (GitService::UploadPack, true) => {
             upload::advertise_v2(out)?;
@@ -161,6 +161,8 @@ macro_rules! git_action {
 static GIT_PULL: Operation = git_action!("GitPull", true);
 /// `codecommit:GitPush`.
 static GIT_PUSH: Operation = git_action!("GitPush", false);
+/// Compaction, which the host runs as the account's root (`Keep::compact_repository`).
+pub(crate) static GIT_COMPACT: Operation = git_action!("CompactRepository", false);
 
 fn not_an_api_operation(_: &mut OpCtx<'_, '_>, _: &Value) -> Result<Value> {
     Err(Error::new(
@@ -172,6 +174,8 @@ fn not_an_api_operation(_: &mut OpCtx<'_, '_>, _: &Value) -> Result<Value> {
 /// An authorized git request's view of its repository.
 struct Access {
     record: RepositoryRecord,
+    /// The account's limit on the bytes of one push.
+    max_push_bytes: Option<u64>,
     data_key: Zeroizing<Vec<u8>>,
     /// The wrapped data key, stored in the header of every sealed file.
     key_ref: Vec<u8>,
@@ -180,6 +184,7 @@ struct Access {
 
 struct Opened {
     record: RepositoryRecord,
+    max_push_bytes: Option<u64>,
     data_key: Zeroizing<Vec<u8>>,
     key_ref: Vec<u8>,
     refs: Vec<(String, ObjectId)>,
@@ -198,6 +203,7 @@ impl Access {
             let (data_key, key_ref) = data_key(ctx, &record)?;
             let refs = load_refs(ctx.txn, &record.id)?;
             let packs = pack_numbers(ctx.txn, &record.id)?;
+            let max_push_bytes = super::limits::load(ctx.txn, &record.account)?.max_push_bytes;
             ctx.audit_resources.push((
                 "AWS::CodeCommit::Repository".to_owned(),
                 record.arn(ctx.req.region.as_str()),
@@ -206,6 +212,7 @@ impl Access {
                 Value::Null,
                 Opened {
                     record,
+                    max_push_bytes,
                     data_key,
                     key_ref,
                     refs,
@@ -224,6 +231,7 @@ impl Access {
                 head,
             },
             record: opened.record,
+            max_push_bytes: opened.max_push_bytes,
             data_key: opened.data_key,
             key_ref: opened.key_ref,
         })
@@ -256,6 +264,40 @@ fn head_ref(record: &RepositoryRecord) -> String {
         "refs/heads/{}",
         record.default_branch.as_deref().unwrap_or("main")
     )
+}
+
+impl Access {
+    /// The request's input, cut off with an error past the account's push size limit.
+    fn limit<R: Read>(&self, req: &GitRequest, input: R) -> LimitedReader<R> {
+        LimitedReader {
+            inner: input,
+            limit: self
+                .max_push_bytes
+                .filter(|_| req.service == GitService::ReceivePack),
+            read: 0,
+        }
+    }
+}
+
+/// A reader that fails once more than `limit` bytes arrived (the push is refused, not
+/// truncated: a cut pack would fail its checksum anyway, this says why).
+struct LimitedReader<R> {
+    inner: R,
+    limit: Option<u64>,
+    read: u64,
+}
+
+impl<R: Read> Read for LimitedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        match self.limit {
+            Some(limit) if self.read > limit => Err(std::io::Error::other(format!(
+                "the push is larger than this account's limit of {limit} bytes"
+            ))),
+            _ => Ok(n),
+        }
+    }
 }
 
 fn data_key_context(repository_id: &str) -> EncryptionContext {
@@ -292,7 +334,7 @@ pub(crate) fn rewrap_data_key(
 }
 
 /// Unwraps the repository's data key (creating one for a repository made before data keys).
-fn data_key(
+pub(crate) fn data_key(
     ctx: &mut OpCtx<'_, '_>,
     record: &RepositoryRecord,
 ) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
@@ -326,7 +368,7 @@ fn ref_key(repository_id: &str, name: &str) -> Key {
     refs_prefix(repository_id).push(name)
 }
 
-fn packs_prefix(repository_id: &str) -> Key {
+pub(crate) fn packs_prefix(repository_id: &str) -> Key {
     Key::new("git").push(repository_id).push("pack")
 }
 
@@ -336,12 +378,13 @@ fn pack_counter_key(repository_id: &str) -> Key {
 
 /// What metadata says about a stored pack.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct PackRecord {
-    number: u32,
-    objects: u64,
+pub(crate) struct PackRecord {
+    pub number: u32,
+    pub objects: u64,
     /// Plaintext bytes.
-    bytes: u64,
-    created: i64,
+    pub bytes: u64,
+    /// When the pack was stored (a cruft pack: the youngest of its sources), in milliseconds.
+    pub created: i64,
 }
 
 /// Every ref of the repository, sorted by name.
@@ -361,11 +404,18 @@ pub(crate) fn load_refs(txn: &mut Txn<'_>, repository_id: &str) -> Result<Vec<(S
 }
 
 fn pack_numbers(txn: &mut Txn<'_>, repository_id: &str) -> Result<Vec<u32>> {
+    Ok(pack_records(txn, repository_id)?
+        .iter()
+        .map(|r| r.number)
+        .collect())
+}
+
+/// The records of the repository's packs, by number.
+pub(crate) fn pack_records(txn: &mut Txn<'_>, repository_id: &str) -> Result<Vec<PackRecord>> {
     let rows = txn.scan_prefix(&packs_prefix(repository_id), None, usize::MAX)?;
     rows.into_iter()
         .map(|(_, v)| {
             serde_json::from_slice::<PackRecord>(&v)
-                .map(|r| r.number)
                 .map_err(|_| Error::storage("a pack record does not parse"))
         })
         .collect()
@@ -385,7 +435,7 @@ impl std::fmt::Debug for ObjectsCache {
 }
 
 impl ObjectsCache {
-    fn load(
+    pub(crate) fn load(
         &self,
         keep: &KeepInner,
         repository_id: &str,
@@ -425,11 +475,12 @@ impl ObjectsCache {
 
 // ---- push ----
 
-/// A per-push spool directory, removed when the push ends however it ends.
-struct Spool(PathBuf);
+/// A per-push (or per-compaction) spool directory, removed when the work ends however it
+/// ends.
+pub(crate) struct Spool(pub(crate) PathBuf);
 
 impl Spool {
-    fn create(root: &Path) -> Result<Spool> {
+    pub(crate) fn create(root: &Path) -> Result<Spool> {
         std::fs::create_dir_all(root)?;
         let dir = root.join(crate::id::uuid_v4());
         std::fs::create_dir(&dir)?;
@@ -465,11 +516,11 @@ struct Sink<'a> {
 }
 
 /// A pack written to blobs but not yet in metadata; removed unless the push commits.
-struct StagedPack<'a> {
+pub(crate) struct StagedPack<'a> {
     keep: &'a KeepInner,
     keys: (String, String),
-    record: PackRecord,
-    committed: bool,
+    pub(crate) record: PackRecord,
+    pub(crate) committed: bool,
 }
 
 impl Drop for StagedPack<'_> {
@@ -481,51 +532,59 @@ impl Drop for StagedPack<'_> {
     }
 }
 
-impl Sink<'_> {
-    fn stage(&self, received: &ReceivedPack) -> Result<StagedPack<'_>> {
-        let repo = &self.access.record.id;
-        let number = self.keep.meta.txn(|txn| {
-            let n = txn.get_json::<u32>(&pack_counter_key(repo))?.unwrap_or(0) + 1;
-            txn.put_json(&pack_counter_key(repo), &n)?;
-            Ok(n)
-        })?;
-        let keys = pack::blob_keys(repo, number);
-        let mut staged = StagedPack {
-            keep: self.keep,
-            keys: keys.clone(),
-            record: PackRecord {
-                number,
-                objects: received.entries.len() as u64,
-                bytes: received.pack_len,
-                created: self.keep.clock.now_millis(),
-            },
-            committed: false,
-        };
-        let mut file = std::fs::File::open(&received.pack_path)?;
-        pack::seal_blob(
-            self.keep.blobs.as_ref(),
-            &keys.0,
-            &self.access.data_key,
-            &self.access.key_ref,
-            &pack::context(repo, number, "pack"),
-            &mut file,
-        )?;
-        let index = PackIndex {
-            pack_len: received.pack_len,
-            entries: received.entries.clone(),
-        }
-        .encode()?;
-        pack::seal_blob(
-            self.keep.blobs.as_ref(),
-            &keys.1,
-            &self.access.data_key,
-            &self.access.key_ref,
-            &pack::context(repo, number, "index"),
-            &mut index.as_slice(),
-        )?;
-        staged.committed = false;
-        Ok(staged)
+/// Seals a received (or compacted) pack and its index under the repository's data key as the
+/// next pack number. Nothing refers to it until its record is written.
+pub(crate) fn stage_pack<'k>(
+    keep: &'k KeepInner,
+    repository_id: &str,
+    data_key: &[u8],
+    key_ref: &[u8],
+    received: &ReceivedPack,
+    created: i64,
+) -> Result<StagedPack<'k>> {
+    let number = keep.meta.txn(|txn| {
+        let n = txn
+            .get_json::<u32>(&pack_counter_key(repository_id))?
+            .unwrap_or(0)
+            + 1;
+        txn.put_json(&pack_counter_key(repository_id), &n)?;
+        Ok(n)
+    })?;
+    let keys = pack::blob_keys(repository_id, number);
+    let staged = StagedPack {
+        keep,
+        keys: keys.clone(),
+        record: PackRecord {
+            number,
+            objects: received.entries.len() as u64,
+            bytes: received.pack_len,
+            created,
+        },
+        committed: false,
+    };
+    let mut file = std::fs::File::open(&received.pack_path)?;
+    pack::seal_blob(
+        keep.blobs.as_ref(),
+        &keys.0,
+        data_key,
+        key_ref,
+        &pack::context(repository_id, number, "pack"),
+        &mut file,
+    )?;
+    let index = PackIndex {
+        pack_len: received.pack_len,
+        entries: received.entries.clone(),
     }
+    .encode()?;
+    pack::seal_blob(
+        keep.blobs.as_ref(),
+        &keys.1,
+        data_key,
+        key_ref,
+        &pack::context(repository_id, number, "index"),
+        &mut index.as_slice(),
+    )?;
+    Ok(staged)
 }
 
 impl PushSink for Sink<'_> {
@@ -537,7 +596,14 @@ impl PushSink for Sink<'_> {
         push_options: &[String],
     ) -> Result<Vec<Option<String>>> {
         let mut staged = match &pack {
-            Some(p) => Some(self.stage(p)?),
+            Some(p) => Some(stage_pack(
+                self.keep,
+                &self.access.record.id,
+                &self.access.data_key,
+                &self.access.key_ref,
+                p,
+                self.keep.clock.now_millis(),
+            )?),
             None => None,
         };
         let repo = &self.access.record;
@@ -554,6 +620,7 @@ impl PushSink for Sink<'_> {
             })).collect::<Vec<_>>(),
         });
         let pack_record = staged.as_ref().map(|s| s.record.clone());
+        let snapshot_packs = self.access.snapshot.odb.pack_numbers();
         let (_, results) =
             crate::api::run(self.keep, &GIT_PUSH, &self.req.caller, &input, |ctx| {
                 let record = repositories::authorize_repository(ctx, &repo.name)?;
@@ -561,6 +628,15 @@ impl PushSink for Sink<'_> {
                     return Err(Error::new(
                         ErrorKind::Conflict,
                         "the repository was replaced during the push",
+                    ));
+                }
+                // The push was checked against these packs: if a compaction retired one
+                // meanwhile, an object it linked to may be gone.
+                let current = pack_numbers(ctx.txn, &record.id)?;
+                if !snapshot_packs.iter().all(|n| current.contains(n)) {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        "the repository was compacted during the push; push again",
                     ));
                 }
                 let results = apply_updates(ctx, &record, updates, atomic, pack_record.as_ref())?;
@@ -591,10 +667,47 @@ fn apply_updates(
     pack: Option<&PackRecord>,
 ) -> Result<Vec<Option<String>>> {
     let arn = record.arn(ctx.req.region.as_str());
+    let limits = super::limits::load(ctx.txn, &record.account)?;
+    if let Some(max) = limits.max_ref_updates_per_push
+        && updates.len() as u64 > max
+    {
+        let reason = format!(
+            "too many ref updates in one push: {} (this account's limit is {max})",
+            updates.len()
+        );
+        return Ok(vec![Some(reason); updates.len()]);
+    }
     let mut results: Vec<Option<String>> = Vec::with_capacity(updates.len());
     let mut seen = std::collections::HashSet::new();
+    // The ref names there will be, for git's rule that `a` and `a/b` cannot both exist.
+    let mut names: std::collections::BTreeSet<String> = load_refs(ctx.txn, &record.id)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    for u in updates.iter().filter(|u| u.is_delete()) {
+        names.remove(&u.name);
+    }
     for u in updates {
-        let verdict = check_update(ctx, record, &arn, u, &mut seen)?;
+        let mut verdict = check_update(ctx, record, &arn, u, &mut seen)?;
+        if verdict.is_none()
+            && u.is_create()
+            && let Some(max) = limits.max_refs_per_repository
+            && names.len() as u64 >= max
+        {
+            verdict = Some(format!(
+                "the repository has reached this account's limit of {max} refs"
+            ));
+        }
+        if verdict.is_none() && u.is_create() {
+            match name_clash(&u.name, &names) {
+                Some(clash) => {
+                    verdict = Some(format!("cannot lock ref '{}': '{clash}' exists", u.name));
+                }
+                None => {
+                    names.insert(u.name.clone());
+                }
+            }
+        }
         results.push(verdict);
     }
     ctx.context_mut().remove("codecommit:References");
@@ -682,6 +795,27 @@ fn check_update(
         }));
     }
     Ok(None)
+}
+
+/// An existing ref that `name` cannot live beside: one under `name/`, or one `name` is
+/// under (git stores refs as files, so `refs/heads/a` and `refs/heads/a/b` exclude each other).
+/// Logarithmic in the number of refs: a push of thousands of new refs stays linear.
+pub(crate) fn name_clash(
+    name: &str,
+    existing: &std::collections::BTreeSet<String>,
+) -> Option<String> {
+    let under = format!("{name}/");
+    if let Some(child) = existing
+        .range(under.clone()..)
+        .next()
+        .filter(|other| other.starts_with(&under))
+    {
+        return Some(child.clone());
+    }
+    name.match_indices('/')
+        .map(|(at, _)| name.get(..at).unwrap_or_default())
+        .find(|parent| existing.contains(*parent))
+        .map(str::to_owned)
 }
 
 /// The value of ref `name` in metadata.

@@ -6,8 +6,10 @@
 //! refs, and store packs sealed under the repository's data key.
 
 mod branches;
+mod compact;
 mod contents;
 pub(crate) mod git;
+mod limits;
 mod repositories;
 
 use serde_json::Value;

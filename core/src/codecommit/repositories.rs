@@ -276,6 +276,20 @@ pub(crate) fn create_repository(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Resul
             format!("Repository named {name} already exists"),
         ));
     }
+    if let Some(max) = super::limits::load(ctx.txn, &account)?.max_repositories {
+        let count = ctx
+            .txn
+            .scan_prefix(&repos_prefix(&account), None, usize::MAX)?
+            .len() as u64;
+        if count >= max {
+            return Err(super::limits::exceeded(
+                "RepositoryLimitExceededException",
+                format!(
+                    "A repository resource limit was exceeded: this account may have at most {max} repositories."
+                ),
+            ));
+        }
+    }
     let kms_key_arn = resolve_key(ctx, key_ref)?;
     let now = ctx.now();
     let id = crate::id::uuid_v4();

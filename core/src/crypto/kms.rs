@@ -731,8 +731,9 @@ pub(crate) fn unwrap_for_service(
     }
     if record.manager.as_deref() != Some("AWS") {
         let account = record.account.clone();
+        let via = via_service(service, ctx.req.region.as_str());
         let context_keys = ctx.context_mut();
-        context_keys.insert("kms:ViaService", &format!("{service}.amazonaws.com"));
+        context_keys.insert("kms:ViaService", &via);
         context_keys.insert("kms:CallerAccount", &account);
         ctx.authorize_as("kms:Decrypt", std::slice::from_ref(&record.arn))?;
     }
@@ -790,8 +791,9 @@ pub(crate) fn usable_key_arn(
             format!("{} is an AWS managed key of another service", record.arn),
         ));
     }
+    let via = via_service(service, ctx.req.region.as_str());
     let context = ctx.context_mut();
-    context.insert("kms:ViaService", &format!("{service}.amazonaws.com"));
+    context.insert("kms:ViaService", &via);
     context.insert("kms:CallerAccount", &account);
     for action in ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"] {
         ctx.authorize_as(action, std::slice::from_ref(&record.arn))?;
@@ -830,7 +832,7 @@ fn managed_key(ctx: &mut OpCtx<'_, '_>, service: &str) -> Result<KeyRecord> {
         rotation_period_days: 365,
         next_rotation: Some(now + 365 * DAY_MS),
         versions: Vec::new(),
-        policy: managed_key_policy(&account, service),
+        policy: managed_key_policy(&account, &via_service(service, ctx.req.region.as_str())),
         tags: BTreeMap::new(),
         manager: Some("AWS".to_owned()),
     };
@@ -848,9 +850,20 @@ fn managed_key(ctx: &mut OpCtx<'_, '_>, service: &str) -> Result<KeyRecord> {
     Ok(record)
 }
 
+/// `kms:ViaService` for a request a service makes: `<service>.<region>.amazonaws.com` as AWS
+/// sets it (IAM, a global service, has no region in its host name).
+fn via_service(service: &str, region: &str) -> String {
+    if service == "iam" {
+        "iam.amazonaws.com".to_owned()
+    } else {
+        format!("{service}.{region}.amazonaws.com")
+    }
+}
+
 /// The key policy AWS gives its managed keys: use only through the service, metadata for the
 /// account.
-fn managed_key_policy(account: &str, service: &str) -> String {
+fn managed_key_policy(account: &str, via: &str) -> String {
+    let service = via.split('.').next().unwrap_or(via);
     json!({
         "Version": "2012-10-17",
         "Id": format!("auto-{service}-1"),
@@ -863,7 +876,7 @@ fn managed_key_policy(account: &str, service: &str) -> String {
                 "Resource": "*",
                 "Condition": {"StringEquals": {
                     "kms:CallerAccount": account,
-                    "kms:ViaService": format!("{service}.amazonaws.com"),
+                    "kms:ViaService": via,
                 }},
             },
             {

@@ -81,6 +81,15 @@ impl Objects {
         self.packs.iter().map(|p| p.number).collect()
     }
 
+    /// The ids of every object pack `number` holds.
+    pub(crate) fn ids_in_pack(&self, number: u32) -> Vec<ObjectId> {
+        self.positions
+            .get(&number)
+            .and_then(|p| self.by_offset.get(*p as usize))
+            .map(|list| list.iter().map(|(_, id)| *id).collect())
+            .unwrap_or_default()
+    }
+
     fn pack(&self, position: u32) -> Result<&SealedPack> {
         self.packs
             .get(position as usize)
@@ -163,6 +172,16 @@ impl Odb {
             objects,
             bases: Arc::new(Mutex::new(BaseCache::default())),
         }
+    }
+
+    /// Numbers of the packs this view reads.
+    pub(crate) fn pack_numbers(&self) -> Vec<u32> {
+        self.objects.pack_numbers()
+    }
+
+    /// The ids of every object pack `number` holds.
+    pub(crate) fn ids_in_pack(&self, number: u32) -> Vec<ObjectId> {
+        self.objects.ids_in_pack(number)
     }
 
     /// True when the object is stored.

@@ -58,8 +58,15 @@ pub(crate) struct ReceivedPack {
     /// `(id, offset)` of every object, sorted by id.
     pub entries: Vec<(ObjectId, u64)>,
     pub pack_len: u64,
-    /// The pack's commits and their parents (for fast-forward classification).
-    pub commits: HashMap<ObjectId, Vec<ObjectId>>,
+    /// The pack's commits: committer time and parents (for fast-forward classification).
+    pub commits: HashMap<ObjectId, CommitLinks>,
+}
+
+/// What fast-forward classification needs of a commit.
+#[derive(Debug, Clone)]
+pub(crate) struct CommitLinks {
+    pub time: i64,
+    pub parents: Vec<ObjectId>,
 }
 
 /// Where a push lands: the repository's side of receive-pack.
@@ -170,11 +177,19 @@ pub(crate) fn serve<R: Read>(
         SidebandMode::None
     };
     let results = if needs_pack {
-        match receive_pack(snap, input.inner_mut(), spool) {
+        match index_pack(snap, input.inner_mut(), spool) {
             Ok(received) => {
-                let outcome = check_tips(snap, received.as_ref(), &updates)
-                    .and_then(|()| classify(snap, received.as_ref(), &mut updates))
-                    .and_then(|()| sink.apply(received, &updates, caps.atomic, &push_options));
+                let outcome = classify(snap, received.as_ref(), &mut updates).and_then(|()| {
+                    let refused = check_tips(snap, received.as_ref(), &updates)?;
+                    apply_unrefused(
+                        sink,
+                        received,
+                        &updates,
+                        refused,
+                        caps.atomic,
+                        &push_options,
+                    )
+                });
                 match outcome {
                     Ok(results) => Ok(results),
                     Err(e) => Err(("ok".to_owned(), e)),
@@ -221,6 +236,43 @@ pub(crate) fn serve<R: Read>(
     Ok(updates.into_iter().zip(results).collect())
 }
 
+/// Hands the sink the updates nothing refused yet; merges the two verdicts. With `atomic`,
+/// one refusal refuses them all.
+fn apply_unrefused(
+    sink: &mut dyn PushSink,
+    pack: Option<ReceivedPack>,
+    updates: &[RefUpdate],
+    refused: Vec<Option<String>>,
+    atomic: bool,
+    push_options: &[String],
+) -> Result<Vec<Option<String>>> {
+    if refused.iter().all(Option::is_none) {
+        return sink.apply(pack, updates, atomic, push_options);
+    }
+    if atomic {
+        return Ok(refused
+            .into_iter()
+            .map(|r| Some(r.unwrap_or_else(|| "atomic push failed".to_owned())))
+            .collect());
+    }
+    let rest: Vec<RefUpdate> = updates
+        .iter()
+        .zip(&refused)
+        .filter(|(_, r)| r.is_none())
+        .map(|(u, _)| u.clone())
+        .collect();
+    let mut verdicts = if rest.is_empty() {
+        Vec::new()
+    } else {
+        sink.apply(pack, &rest, atomic, push_options)?
+    }
+    .into_iter();
+    Ok(refused
+        .into_iter()
+        .map(|r| r.or_else(|| verdicts.next().flatten()))
+        .collect())
+}
+
 fn one_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
 }
@@ -253,7 +305,7 @@ pub(crate) fn check_ref_name(name: &str) -> std::result::Result<(), String> {
 }
 
 /// Reads the pack into the spool, indexes it and checks every object in it.
-fn receive_pack(
+pub(crate) fn index_pack(
     snap: &Snapshot,
     input: &mut dyn Read,
     spool: &Path,
@@ -275,7 +327,7 @@ fn receive_pack(
             compression: gix_zlib::Compression::default(),
         },
     )
-    .map_err(|e| bad_pack(&e.to_string()))?;
+    .map_err(|e| bad_pack(&with_causes(&e)))?;
     let (Some(index_path), Some(pack_path)) = (outcome.index_path, outcome.data_path) else {
         // An empty pack (a push of refs to objects the repository already has).
         return Ok(None);
@@ -300,8 +352,8 @@ fn receive_pack(
         let (object, _) = bundle
             .get_object_by_index(i, &mut buf, &mut inflate, &mut cache)
             .map_err(|e| bad_pack(&format!("object {id}: {e}")))?;
-        if let Some(parents) = check_links(snap, &in_pack, &id, object.kind, object.data)? {
-            commits.insert(id, parents);
+        if let Some(links) = check_links(snap, &in_pack, &id, object.kind, object.data)? {
+            commits.insert(id, links);
         }
     }
     let pack_len = std::fs::metadata(&pack_path)?.len();
@@ -315,14 +367,14 @@ fn receive_pack(
 
 /// Parses an object strictly and checks that everything it names exists (in the pack or the
 /// repository): with the repository closed under links, so is the repository plus the pack.
-/// Returns a commit's parents.
+/// Returns a commit's links.
 fn check_links(
     snap: &Snapshot,
     in_pack: &HashSet<ObjectId>,
     id: &ObjectId,
     kind: Kind,
     data: &[u8],
-) -> Result<Option<Vec<ObjectId>>> {
+) -> Result<Option<CommitLinks>> {
     let exists = |target: &ObjectId| in_pack.contains(target) || snap.odb.has(target);
     let missing = |target: &ObjectId| {
         bad_pack(&format!(
@@ -342,7 +394,8 @@ fn check_links(
             if let Some(p) = parents.iter().find(|p| !exists(p)) {
                 return Err(missing(p));
             }
-            return Ok(Some(parents));
+            let time = c.time().map_or(0, |t| t.seconds);
+            return Ok(Some(CommitLinks { time, parents }));
         }
         Kind::Tree => {
             for entry in gix_object::TreeRefIter::from_bytes(data, sha1) {
@@ -366,82 +419,147 @@ fn check_links(
     Ok(None)
 }
 
-/// Every new ref value must exist after the push, and a branch must name a commit.
-fn check_tips(snap: &Snapshot, pack: Option<&ReceivedPack>, updates: &[RefUpdate]) -> Result<()> {
+/// Every new ref value must exist after the push, and a branch must name a commit: git's
+/// reason for each update that breaks this (`None` for the others).
+fn check_tips(
+    snap: &Snapshot,
+    pack: Option<&ReceivedPack>,
+    updates: &[RefUpdate],
+) -> Result<Vec<Option<String>>> {
     let in_pack = |id: &ObjectId| {
         pack.is_some_and(|p| p.entries.binary_search_by(|(e, _)| e.cmp(id)).is_ok())
     };
-    for u in updates.iter().filter(|u| !u.is_delete()) {
+    let mut reasons = Vec::with_capacity(updates.len());
+    for u in updates {
+        if u.is_delete() {
+            reasons.push(None);
+            continue;
+        }
         let kind = if in_pack(&u.new) {
             let commit = pack.is_some_and(|p| p.commits.contains_key(&u.new));
             Some(if commit { Kind::Commit } else { Kind::Blob })
         } else {
             snap.odb.header(&u.new)?.map(|(kind, _)| kind)
         };
-        match kind {
-            None => {
-                return Err(bad_pack(&format!(
-                    "{} would point at {}, which the push did not send",
-                    u.name, u.new
-                )));
-            }
-            Some(kind) if kind != Kind::Commit && u.name.starts_with("refs/heads/") => {
-                return Err(bad_pack(&format!(
-                    "{} would point at {}, which is not a commit",
-                    u.name, u.new
-                )));
-            }
-            Some(_) => {}
-        }
+        reasons.push(match kind {
+            None => Some("bad pack: the pushed value is missing".to_owned()),
+            Some(kind) if kind != Kind::Commit && u.name.starts_with("refs/heads/") => Some(
+                format!("trying to write non-commit object {} to branch", u.new),
+            ),
+            Some(_) => None,
+        });
     }
-    Ok(())
+    Ok(reasons)
 }
 
 /// Marks the updates that are not fast-forwards: the old value is not an ancestor of the new
-/// one (git's `in_merge_bases`; a non-commit on either side is never a fast-forward). The walk
-/// is not capped: a cap would call a deep fast-forward forced.
+/// one (git's `in_merge_bases`; a non-commit on either side is never a fast-forward).
 fn classify(snap: &Snapshot, pack: Option<&ReceivedPack>, updates: &mut [RefUpdate]) -> Result<()> {
+    let mut history = History {
+        snap,
+        pack,
+        known: HashMap::new(),
+    };
     for u in updates.iter_mut() {
-        u.forced = !u.is_create() && !u.is_delete() && !is_ancestor(snap, pack, &u.old, &u.new)?;
+        u.forced = !u.is_create() && !u.is_delete() && !history.is_ancestor(&u.old, &u.new)?;
     }
     Ok(())
 }
 
-fn is_ancestor(
-    snap: &Snapshot,
-    pack: Option<&ReceivedPack>,
-    old: &ObjectId,
-    new: &ObjectId,
-) -> Result<bool> {
-    let parents_of = |id: &ObjectId| -> Result<Option<Vec<ObjectId>>> {
-        if let Some(parents) = pack.and_then(|p| p.commits.get(id)) {
-            return Ok(Some(parents.clone()));
+/// Commit links read during one push's classification, from the pack or the repository.
+struct History<'a> {
+    snap: &'a Snapshot,
+    pack: Option<&'a ReceivedPack>,
+    known: HashMap<ObjectId, Option<CommitLinks>>,
+}
+
+impl History<'_> {
+    /// The commit's links; `None` for anything that is not a commit.
+    fn links(&mut self, id: &ObjectId) -> Result<Option<CommitLinks>> {
+        if let Some(known) = self.known.get(id) {
+            return Ok(known.clone());
         }
-        match snap.odb.find(id)? {
-            Some((Kind::Commit, data)) => {
-                gix_object::CommitRef::from_bytes(&data, gix_hash::Kind::Sha1)
-                    .map(|c| Some(c.parents().collect()))
-                    .map_err(|e| super::pack::corrupt(&format!("commit {id} does not parse: {e}")))
-            }
-            _ => Ok(None),
-        }
-    };
-    if parents_of(old)?.is_none() {
-        return Ok(false);
+        let links = match self.pack.and_then(|p| p.commits.get(id)) {
+            Some(links) => Some(links.clone()),
+            None => match self.snap.odb.find(id)? {
+                Some((Kind::Commit, data)) => {
+                    let c = gix_object::CommitRef::from_bytes(&data, gix_hash::Kind::Sha1)
+                        .map_err(|e| {
+                            super::pack::corrupt(&format!("commit {id} does not parse: {e}"))
+                        })?;
+                    Some(CommitLinks {
+                        time: c.time().map_or(0, |t| t.seconds),
+                        parents: c.parents().collect(),
+                    })
+                }
+                _ => None,
+            },
+        };
+        self.known.insert(*id, links.clone());
+        Ok(links)
     }
-    let mut seen = HashSet::from([*new]);
-    let mut queue = std::collections::VecDeque::from([*new]);
-    while let Some(id) = queue.pop_front() {
-        if id == *old {
+
+    /// Whether `old` is an ancestor of (or is) `new`: git's `paint_down_to_common`. Commits
+    /// are painted from both sides, newest first; the walk ends when `old` is painted from
+    /// `new`, or when every commit still queued is below a common ancestor, so it reads the
+    /// history since the merge base, not all of it.
+    fn is_ancestor(&mut self, old: &ObjectId, new: &ObjectId) -> Result<bool> {
+        const FROM_OLD: u8 = 1;
+        const FROM_NEW: u8 = 2;
+        const STALE: u8 = 4;
+        if old == new {
             return Ok(true);
         }
-        for parent in parents_of(&id)?.unwrap_or_default() {
-            if seen.insert(parent) {
-                queue.push_back(parent);
+        let (Some(old_links), Some(new_links)) = (self.links(old)?, self.links(new)?) else {
+            return Ok(false);
+        };
+        let mut flags: HashMap<ObjectId, u8> = HashMap::from([(*old, FROM_OLD), (*new, FROM_NEW)]);
+        let mut queue =
+            std::collections::BinaryHeap::from([(old_links.time, *old), (new_links.time, *new)]);
+        while queue
+            .iter()
+            .any(|(_, id)| flags.get(id).is_some_and(|f| f & STALE == 0))
+        {
+            let Some((_, id)) = queue.pop() else { break };
+            let mut paint = flags.get(&id).copied().unwrap_or(0);
+            if paint & (FROM_OLD | FROM_NEW) == FROM_OLD | FROM_NEW {
+                if id == *old {
+                    return Ok(true);
+                }
+                paint |= STALE;
+            }
+            let Some(links) = self.links(&id)? else {
+                continue;
+            };
+            for parent in links.parents {
+                let before = flags.get(&parent).copied().unwrap_or(0);
+                if before & paint == paint {
+                    continue;
+                }
+                flags.insert(parent, before | paint);
+                if let Some(parent_links) = self.links(&parent)? {
+                    queue.push((parent_links.time, parent));
+                }
             }
         }
+        Ok(false)
     }
-    Ok(false)
+}
+
+/// An error and its causes on one line (gix's messages name the step; the cause says why,
+/// e.g. the client went away or the push passed a limit).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 fn bad_pack(what: &str) -> Error {

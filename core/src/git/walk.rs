@@ -134,6 +134,17 @@ pub(crate) struct Selection {
 
 /// Computes the objects to send.
 pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
+    // git's upload-pack ignores shallow lines naming objects it does not have, and refuses
+    // ones naming anything but a commit.
+    for shallow in req.client_shallow {
+        if let Some((kind, _)) = odb.header(shallow)?
+            && kind != Kind::Commit
+        {
+            return Err(super::pktline::protocol(&format!(
+                "invalid shallow object {shallow}"
+            )));
+        }
+    }
     let client_shallow: HashSet<ObjectId> = req.client_shallow.iter().copied().collect();
     let not_reachable = ancestors(odb, &req.depth.not, &HashSet::new())?;
     // What the client has: everything reachable from its common commits, but not past its own
@@ -151,11 +162,20 @@ pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
     // deepen-relative (git's `deepen()`): the new boundary lies N commits below the client's
     // shallow commits, whatever it has above them, so it is known before any "have" (v0 sends
     // it first). The client's shallow commits are walked again from there.
-    let boundary = if req.depth.relative {
-        roots.extend(req.client_shallow.iter().filter(|s| odb.has(s)));
+    let boundary = if req.depth.relative && req.depth.commits.is_some() {
+        // Only shallow commits the wants reach count (git: reachable from our refs); any
+        // other id a client names must not open a way into history it cannot see.
+        let above = ancestors(odb, &roots, &client_shallow)?;
+        let reachable: Vec<ObjectId> = req
+            .client_shallow
+            .iter()
+            .filter(|s| above.contains(*s))
+            .copied()
+            .collect();
+        roots.extend(&reachable);
         Some(relative_boundary(
             odb,
-            req.client_shallow,
+            &reachable,
             req.depth.commits.unwrap_or(0),
         )?)
     } else {

@@ -170,7 +170,7 @@ async fn authenticate(
     .map_err(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
     .map_err(|_| challenge())?;
     caller
-        .with_source_ip(&peer.ip().to_string())
+        .with_source_ip(&peer.ip().to_canonical().to_string())
         .map(|c| c.with_user_agent(&agent))
         .map_err(|_| plain(StatusCode::BAD_REQUEST, "bad peer address"))
 }

@@ -134,9 +134,13 @@ impl std::fmt::Debug for Server {
 }
 
 fn bind(runtime: &tokio::runtime::Runtime, addr: SocketAddr) -> Result<tokio::net::TcpListener> {
-    runtime
-        .block_on(tokio::net::TcpListener::bind(addr))
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot bind {addr}: {e}")))
+    // On a thread of its own: `block_on` may not run inside a host's own tokio runtime.
+    std::thread::scope(|s| {
+        s.spawn(|| runtime.block_on(tokio::net::TcpListener::bind(addr)))
+            .join()
+            .map_err(|_| Error::internal("binding a listener panicked"))
+    })?
+    .map_err(|e| Error::new(ErrorKind::Io, format!("cannot bind {addr}: {e}")))
 }
 
 impl Server {
@@ -259,7 +263,12 @@ impl Server {
             let _ = stop.send(true);
         }
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+            // On a thread of its own: a runtime may not be dropped inside a host's own tokio
+            // runtime.
+            let _ = std::thread::spawn(move || {
+                runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+            })
+            .join();
         }
     }
 }

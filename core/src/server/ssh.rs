@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
+use russh::{Channel, ChannelId, ChannelMsg, ChannelWriteHalf, MethodKind, MethodSet};
 use tokio::sync::{mpsc, watch};
 use zeroize::Zeroizing;
 
@@ -105,9 +106,46 @@ struct Connection {
     channels: HashMap<ChannelId, OpenChannel>,
 }
 
+/// A session channel before its command: its writing half, the queue its reader fills once
+/// the command runs, and what `env` requests said.
 struct OpenChannel {
-    channel: Channel<Msg>,
+    output: ChannelWriteHalf<Msg>,
+    input: mpsc::Receiver<io::Result<Bytes>>,
+    running: Arc<AtomicBool>,
     protocol_v2: bool,
+}
+
+/// Session channels one connection may hold open.
+const MAX_CHANNELS: usize = 4;
+
+impl OpenChannel {
+    /// Splits `channel` and reads it from now on: russh hands every message of a channel to a
+    /// bounded queue and stops the whole connection while that queue is full, so nothing may
+    /// sit unread. Data before the command runs is dropped (git sends none).
+    fn new(channel: Channel<Msg>) -> OpenChannel {
+        let (mut incoming, output) = channel.split();
+        let (tx, input) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
+        let running = Arc::new(AtomicBool::new(false));
+        let started = Arc::clone(&running);
+        tokio::spawn(async move {
+            while let Some(message) = incoming.wait().await {
+                let data = match message {
+                    ChannelMsg::Data { data } => data,
+                    ChannelMsg::Eof | ChannelMsg::Close => break,
+                    _ => continue,
+                };
+                if started.load(Ordering::Acquire) && tx.send(Ok(data)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        OpenChannel {
+            output,
+            input,
+            running,
+            protocol_v2: false,
+        }
+    }
 }
 
 impl Connection {
@@ -121,7 +159,7 @@ impl Connection {
             .ok()?
             .ok()?;
         caller
-            .with_source_ip(&self.peer.ip().to_string())
+            .with_source_ip(&self.peer.ip().to_canonical().to_string())
             .ok()
             .map(|c| c.with_user_agent("git/ssh"))
     }
@@ -161,14 +199,22 @@ impl russh::server::Handler for Connection {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.channels.insert(
-            channel.id(),
-            OpenChannel {
-                channel,
-                protocol_v2: false,
-            },
-        );
+        if self.channels.len() >= MAX_CHANNELS {
+            // Dropping the reply refuses the channel.
+            return Ok(());
+        }
+        self.channels
+            .insert(channel.id(), OpenChannel::new(channel));
         reply.accept().await;
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
         Ok(())
     }
 
@@ -205,6 +251,7 @@ impl russh::server::Handler for Connection {
         session.channel_success(channel)?;
         let keep = Arc::clone(&self.keep);
         let command = parse_command(data_to_str(data));
+        open.running.store(true, Ordering::Release);
         tokio::spawn(async move {
             match command {
                 Ok((service, repository)) => {
@@ -215,9 +262,9 @@ impl russh::server::Handler for Connection {
                         protocol_v2: open.protocol_v2,
                         transport: "SSH",
                     };
-                    run_git(keep, request, open.channel).await;
+                    run_git(keep, request, open.output, open.input).await;
                 }
-                Err(e) => refuse(open.channel, e).await,
+                Err(e) => refuse(&open.output, e).await,
             }
         });
         Ok(())
@@ -236,7 +283,7 @@ impl russh::server::Handler for Connection {
                     ErrorKind::AccessDenied,
                     "shell access is not granted; this server only serves git",
                 );
-                tokio::spawn(refuse(open.channel, refusal));
+                tokio::spawn(async move { refuse(&open.output, refusal).await });
             }
             None => session.channel_failure(channel)?,
         }
@@ -259,12 +306,16 @@ fn parse_command(command: &str) -> Result<(GitService, String)> {
             ),
         )
     };
-    let (program, argument) = command.trim().split_once(' ').ok_or_else(refused)?;
-    let service = match program {
-        "git-upload-pack" | "git upload-pack" => GitService::UploadPack,
-        "git-receive-pack" | "git receive-pack" => GitService::ReceivePack,
-        _ => return Err(refused()),
-    };
+    let command = command.trim();
+    let (service, argument) = [
+        ("git-upload-pack ", GitService::UploadPack),
+        ("git upload-pack ", GitService::UploadPack),
+        ("git-receive-pack ", GitService::ReceivePack),
+        ("git receive-pack ", GitService::ReceivePack),
+    ]
+    .iter()
+    .find_map(|(program, service)| command.strip_prefix(program).map(|rest| (*service, rest)))
+    .ok_or_else(refused)?;
     let path = unquote(argument.trim()).ok_or_else(refused)?;
     let name = path
         .trim_start_matches('/')
@@ -301,24 +352,17 @@ fn unquote(text: &str) -> Option<String> {
     }
 }
 
-/// Runs one git service on `channel`: the engine on a blocking thread, the channel's data
-/// through bounded queues both ways; errors go to stderr with git's fatal exit status.
-async fn run_git(keep: Arc<Keep>, request: GitRequest, channel: Channel<Msg>) {
-    let (mut incoming, outgoing) = channel.split();
-    let (in_tx, in_rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
+/// Runs one git service: the engine on a blocking thread, the channel's data through bounded
+/// queues both ways; errors go to stderr with git's fatal exit status.
+async fn run_git(
+    keep: Arc<Keep>,
+    request: GitRequest,
+    outgoing: ChannelWriteHalf<Msg>,
+    input: mpsc::Receiver<io::Result<Bytes>>,
+) {
     let (out_tx, mut out_rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
-    let reader = tokio::spawn(async move {
-        while let Some(message) = incoming.wait().await {
-            match message {
-                // (cloning `Bytes` only counts a reference)
-                ChannelMsg::Data { data } if in_tx.send(Ok(data.clone())).await.is_err() => break,
-                ChannelMsg::Eof | ChannelMsg::Close => break,
-                _ => {}
-            }
-        }
-    });
     let worker = tokio::task::spawn_blocking(move || {
-        let mut input = ChannelReader::new(in_rx);
+        let mut input = ChannelReader::new(input);
         let mut output = ChannelWriter::new(out_tx, Vec::new(), None);
         let served = keep.git_serve_session(&request, &mut input, &mut output);
         let flushed = output.finish();
@@ -345,14 +389,13 @@ async fn run_git(keep: Arc<Keep>, request: GitRequest, channel: Channel<Msg>) {
         }
         Err(_) => FATAL,
     };
-    reader.abort();
     let _ = outgoing.exit_status(status).await;
     let _ = outgoing.eof().await;
     let _ = outgoing.close().await;
 }
 
 /// Tells the client why nothing runs, as git's server would: on stderr, exit status 128.
-async fn refuse(channel: Channel<Msg>, error: Error) {
+async fn refuse(channel: &ChannelWriteHalf<Msg>, error: Error) {
     let line = format!("fatal: {}\n", error.message());
     let _ = channel.extended_data_bytes(1, line.into_bytes()).await;
     let _ = channel.exit_status(FATAL).await;
@@ -367,6 +410,10 @@ mod tests {
     #[test]
     fn commands_are_parsed_as_git_quotes_them() {
         let (service, name) = parse_command("git-upload-pack '/v1/repos/web'").unwrap();
+        assert_eq!((service, name.as_str()), (GitService::UploadPack, "web"));
+        let (service, name) = parse_command("git-receive-pack 'v1/repos/web.git/'").unwrap();
+        assert_eq!((service, name.as_str()), (GitService::ReceivePack, "web"));
+        let (service, name) = parse_command("git upload-pack '/v1/repos/web'").unwrap();
         assert_eq!((service, name.as_str()), (GitService::UploadPack, "web"));
         let (service, name) = parse_command("git-receive-pack 'v1/repos/web.git/'").unwrap();
         assert_eq!((service, name.as_str()), (GitService::ReceivePack, "web"));

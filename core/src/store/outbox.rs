@@ -33,6 +33,24 @@ pub struct OutboxEvent {
     pub detail: serde_json::Value,
 }
 
+impl OutboxEvent {
+    /// The event in EventBridge's envelope (`version`, `id`, `detail-type`, `source`,
+    /// `account`, `time`, `region`, `resources`, `detail`).
+    pub fn to_eventbridge(&self, region: &str) -> serde_json::Value {
+        serde_json::json!({
+            "version": "0",
+            "id": self.id,
+            "detail-type": self.detail_type,
+            "source": self.source,
+            "account": self.account,
+            "time": crate::clock::iso8601(self.time_millis),
+            "region": region,
+            "resources": self.resources,
+            "detail": self.detail,
+        })
+    }
+}
+
 fn seq_key() -> Key {
     Key::new("outbox").push("seq")
 }

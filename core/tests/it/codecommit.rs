@@ -358,7 +358,7 @@ fn repository_keys_must_be_the_callers_to_use() {
         "EncryptionKeyAccessDeniedException"
     );
     let via_cc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
-        "Condition": {"StringEquals": {"kms:ViaService": "codecommit.amazonaws.com"}}}]});
+        "Condition": {"StringEquals": {"kms:ViaService": "codecommit.us-east-1.amazonaws.com"}}}]});
     iam.call(
         "PutUserPolicy",
         json!({"UserName": "u", "PolicyName": "kms", "PolicyDocument": via_cc.to_string()}),

@@ -434,3 +434,279 @@ fn bad_packs_and_vanishing_clients_change_nothing() {
     // And a good push still works afterwards.
     f.git_ok(&local, &["push", &f.url("web"), "main"]);
 }
+
+/// POSTs a protocol v2 upload-pack request over a raw socket; returns the response.
+fn raw_fetch_v2(f: &Fixture, lines: &[String]) -> String {
+    let addr = f.server.as_ref().unwrap().http_addr().unwrap();
+    let auth =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", f.user, f.password));
+    let mut body = pkt("command=fetch\n");
+    body.extend_from_slice(b"0001");
+    for line in lines {
+        body.extend_from_slice(&pkt(&format!("{line}\n")));
+    }
+    body.extend_from_slice(b"0000");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/repos/web/git-upload-pack HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\n\
+         Git-Protocol: version=2\r\nContent-Type: application/x-git-upload-pack-request\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn clashing_names_non_commit_branches_and_foreign_shallow_lines_are_refused() {
+    let f = Fixture::new(&allow_all());
+    let local = pushed_history(&f, 2);
+    let url = f.url("web");
+    let main = f.git_ok(&local, &["rev-parse", "main"]).trim().to_owned();
+
+    // `a` and `a/b` cannot both exist: git's rule, for pushes and for CreateBranch.
+    f.git_ok(&local, &["push", &url, "main:refs/heads/a"]);
+    let out = f.git(
+        &local,
+        &["push", &url, "main:refs/heads/a/b", "main:refs/heads/ok"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot lock ref"), "{err}");
+    let remote = f.git_ok(&local, &["ls-remote", &url]);
+    assert!(
+        remote.contains("refs/heads/ok") && !remote.contains("refs/heads/a/b"),
+        "{remote}"
+    );
+    let cc = f.keep.client("codecommit", f.root()).unwrap();
+    assert_eq!(
+        crate::code(cc.call(
+            "CreateBranch",
+            json!({"repositoryName": "web", "branchName": "a/c", "commitId": main})
+        )),
+        "InvalidBranchNameException"
+    );
+
+    // A branch must name a commit; the other refs of the push still land.
+    let tree = f
+        .git_ok(&local, &["rev-parse", "main^{tree}"])
+        .trim()
+        .to_owned();
+    let out = f.git(
+        &local,
+        &[
+            "push",
+            &url,
+            &format!("{tree}:refs/heads/tree"),
+            &format!("{tree}:refs/tags/tree"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("non-commit"), "{err}");
+    let remote = f.git_ok(&local, &["ls-remote", &url]);
+    assert!(
+        remote.contains("refs/tags/tree") && !remote.contains("refs/heads/tree"),
+        "{remote}"
+    );
+
+    // A shallow line naming a commit no ref reaches opens nothing (git: reachable shallows).
+    f.git_ok(&local, &["checkout", "-q", "-b", "gone"]);
+    commit_file(&f, &local, "secret.txt", "secret\n", "secret");
+    let gone = f.git_ok(&local, &["rev-parse", "HEAD"]).trim().to_owned();
+    f.git_ok(&local, &["push", &url, "gone"]);
+    f.git_ok(&local, &["push", &url, "--delete", "gone"]);
+    let response = raw_fetch_v2(
+        &f,
+        &[
+            format!("want {main}"),
+            format!("shallow {gone}"),
+            "deepen 1".into(),
+            "deepen-relative".into(),
+            "done".into(),
+        ],
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        !response.contains(&format!("unshallow {gone}")),
+        "{response}"
+    );
+    // ...and one naming a tree is refused, as git refuses it.
+    let response = raw_fetch_v2(
+        &f,
+        &[
+            format!("want {main}"),
+            format!("shallow {tree}"),
+            "deepen 1".into(),
+            "done".into(),
+        ],
+    );
+    assert!(response.contains("invalid shallow object"), "{response}");
+
+    // ListBranches refuses a continuation token past the end instead of failing.
+    assert_eq!(
+        crate::code(cc.call(
+            "ListBranches",
+            json!({"repositoryName": "web", "nextToken": "18446744073709551615"})
+        )),
+        "InvalidContinuationTokenException"
+    );
+    // GetFile understands HEAD.
+    let file = cc
+        .call(
+            "GetFile",
+            json!({"repositoryName": "web", "filePath": "README.md", "commitSpecifier": "HEAD"}),
+        )
+        .unwrap();
+    assert_eq!(file["commitId"], main);
+}
+
+/// Files under `dir` whose name ends with `suffix`.
+fn count_files(dir: &Path, suffix: &str) -> usize {
+    files(dir)
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .count()
+}
+
+#[test]
+fn compaction_merges_packs_and_drops_unreachable_objects_only_after_the_grace_period() {
+    let f = Fixture::new(&allow_all());
+    let local = f.local_repo("origin");
+    let url = f.url("web");
+    f.git_ok(&local, &["push", &url, "main"]);
+    for i in 0..3 {
+        commit_file(
+            &f,
+            &local,
+            &format!("n{i}.txt"),
+            &format!("{i}\n"),
+            &format!("n{i}"),
+        );
+        f.git_ok(&local, &["push", &url, "main"]);
+    }
+    // A commit that becomes unreachable: pushed on a branch, then the branch is deleted.
+    f.git_ok(&local, &["checkout", "-q", "-b", "tmp"]);
+    commit_file(&f, &local, "tmp.txt", "temporary\n", "tmp");
+    let orphan = f.git_ok(&local, &["rev-parse", "HEAD"]).trim().to_owned();
+    f.git_ok(&local, &["push", &url, "tmp"]);
+    f.git_ok(&local, &["push", &url, "--delete", "tmp"]);
+    f.git_ok(&local, &["checkout", "-q", "main"]);
+    assert_eq!(count_files(&f.data, ".pack"), 5);
+
+    let day = std::time::Duration::from_secs(86_400);
+    let report = f
+        .keep
+        .compact_repository(&f.account, "web", 14 * day)
+        .unwrap();
+    assert_eq!(report["PacksBefore"], 5, "{report}");
+    assert_eq!(report["PacksAfter"], 2, "{report}");
+    assert_eq!(report["DroppedObjects"], 0, "{report}");
+    assert_eq!(
+        report["CruftObjects"], 3,
+        "commit, tree and blob of the orphan: {report}"
+    );
+    let cc = f.keep.client("codecommit", f.root()).unwrap();
+    let get_orphan = || {
+        cc.call(
+            "GetCommit",
+            json!({"repositoryName": "web", "commitId": orphan}),
+        )
+    };
+    assert!(
+        get_orphan().is_ok(),
+        "within the grace period the orphan stays"
+    );
+    f.git_ok(&f.work, &["clone", "-q", &url, "after"]);
+    f.git_ok(&f.work.join("after"), &["fsck", "--strict"]);
+    assert_eq!(
+        f.git_ok(&f.work.join("after"), &["rev-parse", "HEAD"]),
+        f.git_ok(&local, &["rev-parse", "HEAD"])
+    );
+
+    // With no grace, unreachable objects go; the retired packs' blobs go at the next run.
+    let report = f
+        .keep
+        .compact_repository(&f.account, "web", std::time::Duration::ZERO)
+        .unwrap();
+    assert_eq!(report["PacksAfter"], 1, "{report}");
+    assert_eq!(report["DroppedObjects"], 3, "{report}");
+    assert_eq!(report["RetiredPacksDeleted"], 5, "{report}");
+    assert_eq!(crate::code(get_orphan()), "CommitIdDoesNotExistException");
+    let report = f
+        .keep
+        .compact_repository(&f.account, "web", std::time::Duration::ZERO)
+        .unwrap();
+    assert_eq!(report["RetiredPacksDeleted"], 2, "{report}");
+    assert_eq!(count_files(&f.data, ".pack"), 1);
+    f.git_ok(&f.work, &["clone", "-q", &url, "final"]);
+    f.git_ok(&f.work.join("final"), &["fsck", "--strict"]);
+    // Pushing on top of the compacted repository works, and nothing was left in the spool.
+    commit_file(&f, &local, "later.txt", "later\n", "later");
+    f.git_ok(&local, &["push", &url, "main"]);
+    assert!(files(&f.data.join("spool")).is_empty());
+    assert_eq!(
+        crate::code(
+            f.keep
+                .compact_repository(&f.account, "nope", day)
+                .map(|_| json!({}))
+        ),
+        "RepositoryDoesNotExistException"
+    );
+}
+
+#[test]
+fn account_limits_refuse_repositories_refs_and_pushes_with_reasons() {
+    let f = Fixture::new(&allow_all());
+    let limits = f
+        .keep
+        .set_codecommit_limits(
+            &f.account,
+            &json!({"MaxRepositories": 2, "MaxRefUpdatesPerPush": 2, "MaxRefsPerRepository": 3, "MaxPushBytes": 200_000}),
+        )
+        .unwrap();
+    assert_eq!(limits["MaxPushBytes"], 200_000);
+    assert_eq!(f.keep.codecommit_limits(&f.account).unwrap(), limits);
+    for bad in [
+        json!({"Nope": 1}),
+        json!({"MaxPushBytes": -1}),
+        json!({"MaxPushBytes": "x"}),
+        json!([]),
+    ] {
+        let e = f.keep.set_codecommit_limits(&f.account, &bad).unwrap_err();
+        assert_eq!(e.kind(), codekeep::ErrorKind::InvalidArgument, "{bad}");
+    }
+    let cc = f.keep.client("codecommit", f.root()).unwrap();
+    cc.call("CreateRepository", json!({"repositoryName": "two"}))
+        .unwrap();
+    assert_eq!(
+        crate::code(cc.call("CreateRepository", json!({"repositoryName": "three"}))),
+        "RepositoryLimitExceededException"
+    );
+
+    let local = f.local_repo("origin");
+    let url = f.url("web");
+    let out = f.git(&local, &["push", &url, "main", "main:b1", "main:b2"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too many ref updates"));
+    f.git_ok(&local, &["push", &url, "main", "main:b1"]);
+    f.git_ok(&local, &["push", &url, "main:b2"]);
+    let out = f.git(&local, &["push", &url, "main:b3"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limit of 3 refs"));
+
+    std::fs::write(local.join("big.bin"), noise(1 << 20, 3)).unwrap();
+    f.git_ok(&local, &["add", "big.bin"]);
+    f.git_ok(&local, &["commit", "-q", "-m", "big"]);
+    let out = f.git(&local, &["push", &url, "main"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("larger than this account's limit of 200000 bytes"),
+        "{err}"
+    );
+    f.keep
+        .set_codecommit_limits(&f.account, &json!({"MaxPushBytes": null}))
+        .unwrap();
+    f.git_ok(&local, &["push", &url, "main"]);
+}

@@ -249,6 +249,16 @@ class Keep:
         """Writes the audit log as JSON Lines to ``path``; returns the number of records."""
         return int(self._native.export_audit_log(os.fspath(path)))
 
+    def read_events(self, consumer: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Outbox events `consumer` has not acknowledged, oldest first: ``{"Seq": n, "Event":
+        <EventBridge envelope>}``. Acknowledge with `ack_events`."""
+        result: list[dict[str, Any]] = json.loads(self._native.read_events_json(consumer, limit))
+        return result
+
+    def ack_events(self, consumer: str, seq: int) -> None:
+        """Acknowledges, for `consumer`, every event up to and including `seq`."""
+        self._native.ack_events(consumer, seq)
+
     def serve(self, *, http: str | None = "127.0.0.1:0", ssh: str | None = None,
               tls: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
               threads: int = 2) -> "Server":
