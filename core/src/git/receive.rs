@@ -320,7 +320,8 @@ pub(crate) fn index_pack(
         Some(snap.odb.clone()),
         gix_hash::Kind::Sha1,
         gix_pack::bundle::write::Options {
-            thread_limit: Some(1),
+            // Delta resolution on every core, as git's index-pack does.
+            thread_limit: None,
             iteration_mode: gix_pack::data::input::Mode::Verify,
             index_version: gix_pack::index::Version::V2,
             alloc_limit_bytes: Some(super::odb::MAX_OBJECT_BYTES),
@@ -343,19 +344,7 @@ pub(crate) fn index_pack(
         ));
     }
     let in_pack: HashSet<ObjectId> = entries.iter().map(|(id, _)| *id).collect();
-    let mut inflate = gix_zlib::Inflate::default();
-    let mut cache = gix_pack::cache::lru::MemoryCappedHashmap::new(64 << 20);
-    let mut buf = Vec::new();
-    let mut commits = HashMap::new();
-    for i in 0..count {
-        let id = bundle.index.oid_at_index(i).to_owned();
-        let (object, _) = bundle
-            .get_object_by_index(i, &mut buf, &mut inflate, &mut cache)
-            .map_err(|e| bad_pack(&format!("object {id}: {e}")))?;
-        if let Some(links) = check_links(snap, &in_pack, &id, object.kind, object.data)? {
-            commits.insert(id, links);
-        }
-    }
+    let commits = check_objects(snap, &bundle, &in_pack)?;
     let pack_len = std::fs::metadata(&pack_path)?.len();
     Ok(Some(ReceivedPack {
         pack_path,
@@ -363,6 +352,61 @@ pub(crate) fn index_pack(
         pack_len,
         commits,
     }))
+}
+
+/// Decodes every object of the indexed pack once (gix's delta-tree traversal, on all cores)
+/// and runs [`check_links`] on it; returns the pack's commits.
+fn check_objects(
+    snap: &Snapshot,
+    bundle: &gix_pack::Bundle,
+    in_pack: &HashSet<ObjectId>,
+) -> Result<HashMap<ObjectId, CommitLinks>> {
+    use gix_error::ErrorExt as _;
+    let commits = std::sync::Mutex::new(HashMap::new());
+    let failure: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let interrupt = AtomicBool::new(false);
+    let processor = |kind: Kind,
+                     data: &[u8],
+                     entry: &gix_pack::index::Entry,
+                     _: &dyn gix_utils::progress::Progress|
+     -> gix_error::Result {
+        match check_links(snap, in_pack, &entry.oid, kind, data) {
+            Ok(Some(links)) => {
+                if let Ok(mut c) = commits.lock() {
+                    c.insert(entry.oid, links);
+                }
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                if let Ok(mut f) = failure.lock() {
+                    f.get_or_insert(e);
+                }
+                Err(gix_error::message("a pushed object failed its checks").raise())
+            }
+        }
+    };
+    let traversed = bundle.index.traverse(
+        &bundle.pack,
+        &mut gix_utils::progress::Discard,
+        &interrupt,
+        processor,
+        gix_pack::index::traverse::Options {
+            traversal: gix_pack::index::traverse::Algorithm::DeltaTreeLookup,
+            thread_limit: None,
+            // index-pack has just verified every object's hash and the pack's checksum.
+            check: gix_pack::index::traverse::SafetyCheck::SkipFileAndObjectChecksumVerification,
+            alloc_limit_bytes: Some(super::odb::MAX_OBJECT_BYTES),
+            make_pack_lookup_cache: || gix_pack::cache::Never,
+        },
+    );
+    if let Some(e) = failure.lock().ok().and_then(|mut f| f.take()) {
+        return Err(e);
+    }
+    traversed.map_err(|e| bad_pack(&with_causes(&e)))?;
+    commits
+        .into_inner()
+        .map_err(|_| Error::internal("the commit list lock was poisoned"))
 }
 
 /// Parses an object strictly and checks that everything it names exists (in the pack or the
