@@ -42,6 +42,8 @@ pub mod store;
 
 pub use api::{Caller, Client};
 #[cfg(feature = "git")]
+pub use codecommit::compact::CompactOptions;
+#[cfg(feature = "git")]
 pub use codecommit::git::{GitRequest, GitService};
 pub use error::{Error, ErrorKind, Result};
 pub use keep::{Keep, KeepBuilder};

@@ -105,12 +105,17 @@ pub(crate) fn create_branch(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Va
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    if let Some(clash) = super::git::name_clash(&name, &existing) {
-        return Err(error(
-            ErrorKind::InvalidArgument,
-            "InvalidBranchNameException",
-            format!("The branch name {branch} conflicts with the existing reference {clash}"),
-        ));
+    let max_refs = super::limits::load(ctx.txn, &record.account)?.max_refs_per_repository;
+    if let Some(reason) = super::git::new_ref_refusal(&name, &existing, max_refs) {
+        return Err(if super::git::name_clash(&name, &existing).is_some() {
+            error(
+                ErrorKind::InvalidArgument,
+                "InvalidBranchNameException",
+                format!("The branch name {branch} conflicts with an existing reference: {reason}"),
+            )
+        } else {
+            super::limits::exceeded("RepositoryLimitExceededException", reason)
+        });
     }
     let snapshot = super::git::read_snapshot(ctx, &record)?;
     if !matches!(snapshot.odb.header(&commit)?, Some((Kind::Commit, _))) {

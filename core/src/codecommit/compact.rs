@@ -1,12 +1,14 @@
 //! Compaction: a repository's packs merged into one, by copying stored entries (gix-pack reuses
 //! entries and deltas; nothing is re-deltified). Unreachable objects are dropped only once the
-//! pack that brought them is older than the grace period; younger ones move into a "cruft"
-//! pack that keeps the age of the youngest pack they came from, so no object loses time.
+//! pack that brought them is older than the grace period; younger ones (with everything they
+//! reach) move into "cruft" packs, one per day of origin, each as old as the youngest pack of
+//! its day, so an object is kept at most a day longer than its own age says, never less.
 //!
-//! Concurrency: the merged packs are retired, not deleted, in the transaction that records the
-//! new ones (a clone in flight may still read them); their blobs go at a later compaction, once
-//! retired for `min(grace, 1 hour)`. A push whose snapshot included a pack that has been retired
-//! since is refused ("push again"), so a push never links to objects that were just dropped.
+//! Concurrency: compaction commits only if no ref and no pack changed since it looked (else
+//! `Conflict`: run it again), so it never drops an object a ref moved to meanwhile. The merged
+//! packs are retired, not deleted (a clone in flight may still read them); their blobs go at a
+//! later compaction, once retired for `retired_blob_delay`. A push whose snapshot included a
+//! pack retired since is refused ("push again").
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,8 +31,9 @@ use crate::git::walk::{self, Depth, Wanted};
 use crate::keep::KeepInner;
 use crate::store::{Key, Txn};
 
-/// How long a retired pack's blobs outlive it at most (reads in flight may still use them).
-const RETIRE_DELAY: Duration = Duration::from_secs(3600);
+/// Cruft objects are grouped by the day their source pack was made: an object's age is then
+/// that of the youngest pack of its day, stretched by less than a day, once.
+const DAY_MS: i64 = 86_400_000;
 
 /// A pack merged away: its record, kept until its blobs are deleted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,24 +65,45 @@ struct Opened {
     retired: Vec<Retired>,
 }
 
+/// How [`crate::Keep::compact_repository`] treats what it removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactOptions {
+    /// Unreachable objects are dropped once the pack that brought them is this old (git's
+    /// `gc.pruneExpire` default: two weeks).
+    pub grace: Duration,
+    /// Blobs of packs a compaction merged away are deleted by a later compaction once they
+    /// have been retired this long, so reads in flight can finish (default: one hour).
+    pub retired_blob_delay: Duration,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        CompactOptions {
+            grace: Duration::from_secs(14 * 86_400),
+            retired_blob_delay: Duration::from_secs(3_600),
+        }
+    }
+}
+
 impl crate::Keep {
     /// Compacts the repository `repository` of account `account`, acting as the account's
     /// root (and audited as `codecommit:CompactRepository`): merges its packs into one pack of
-    /// the reachable objects, plus a cruft pack of unreachable objects whose pack is younger
-    /// than `grace` (git's default is two weeks); drops older unreachable objects. Returns
-    /// `{"PacksBefore", "PacksAfter", "ReachableObjects", "CruftObjects", "DroppedObjects",
-    /// "RetiredPacksDeleted"}`.
+    /// the reachable objects, plus cruft packs of the unreachable objects whose pack is younger
+    /// than the grace period (with everything they reach); drops older unreachable objects.
+    /// Returns `{"PacksBefore", "PacksAfter", "ReachableObjects", "CruftObjects",
+    /// "DroppedObjects", "RetiredPacksDeleted"}`.
     ///
     /// # Errors
-    /// `NotFound` (`RepositoryDoesNotExistException`); `Conflict` when another compaction ran
-    /// meanwhile; the key's and the storage's errors.
+    /// `NotFound` (`RepositoryDoesNotExistException`); `Conflict` when a push, a branch
+    /// operation or another compaction changed the repository meanwhile (run it again); the
+    /// key's and the storage's errors.
     pub fn compact_repository(
         &self,
         account: &str,
         repository: &str,
-        grace: Duration,
+        options: CompactOptions,
     ) -> Result<Value> {
-        compact(self.inner(), account, repository, grace)
+        compact(self.inner(), account, repository, options)
     }
 }
 
@@ -91,13 +115,13 @@ fn compact(
     keep: &Arc<KeepInner>,
     account: &str,
     repository: &str,
-    grace: Duration,
+    options: CompactOptions,
 ) -> Result<Value> {
     let caller = Caller::account_root(account.parse()?);
     let input = json!({"repositoryName": repository});
     let opened = open(keep, &caller, &input, repository)?;
     let now = keep.clock.now_millis();
-    let deleted = purge_retired(keep, &opened, now - millis(grace.min(RETIRE_DELAY)))?;
+    let deleted = purge_retired(keep, &opened, now - millis(options.retired_blob_delay))?;
     let mut report = json!({
         "PacksBefore": opened.packs.len(),
         "PacksAfter": opened.packs.len(),
@@ -116,45 +140,36 @@ fn compact(
         head: String::new(),
     };
     let tips: Vec<ObjectId> = opened.refs.iter().map(|(_, id)| *id).collect();
-    let reachable = walk::select(
-        &snapshot.odb,
-        &Wanted {
-            wants: &tips,
-            common: &[],
-            client_shallow: &[],
-            depth: Depth::default(),
-            filter: None,
-            tags: Vec::new(),
-        },
-    )?
-    .objects;
-    let cutoff = now - millis(grace);
-    let (cruft, cruft_created, dropped) =
-        unreachable(&snapshot.odb, &opened.packs, &reachable, cutoff);
-    if opened.packs.len() == 1 && cruft.is_empty() && dropped == 0 {
+    let reachable = closure(&snapshot.odb, &tips)?;
+    let reachable_set: HashSet<ObjectId> = reachable.iter().copied().collect();
+    let cutoff = now - millis(options.grace);
+    let (cruft, dropped) = cruft_buckets(&snapshot.odb, &opened.packs, &reachable_set, cutoff)?;
+    let cruft_objects: usize = cruft.iter().map(|(_, ids)| ids.len()).sum();
+    if opened.packs.len() == 1 && cruft_objects == 0 && dropped == 0 {
         // One pack holding only what is reachable: already compact.
         return Ok(report);
     }
 
     let spool = Spool::create(&keep.spool_dir)?;
-    let mut staged = write_packs(
-        keep,
-        &opened,
-        &snapshot,
-        &spool,
-        [(&reachable, now), (&cruft, cruft_created)],
-    )?;
+    let mut lists = vec![(reachable.clone(), now)];
+    lists.extend(cruft.into_iter().map(|(created, ids)| (ids, created)));
+    let mut staged = write_packs(keep, &opened, &snapshot, &spool, &lists)?;
     let new_records: Vec<PackRecord> = staged.iter().map(|s| s.record.clone()).collect();
     crate::api::run(keep, &GIT_COMPACT, &caller, &input, |ctx| {
         let record = repositories::authorize_repository(ctx, repository)?;
-        let current: HashSet<u32> = pack_records(ctx.txn, &record.id)?
+        // What was computed holds only if nothing moved: a ref moved by a push or a branch
+        // operation may name an object this compaction counted as unreachable.
+        let current: Vec<u32> = pack_records(ctx.txn, &record.id)?
             .iter()
             .map(|p| p.number)
             .collect();
-        if record.id != opened.record.id || !numbers.iter().all(|n| current.contains(n)) {
+        if record.id != opened.record.id
+            || current != numbers
+            || load_refs(ctx.txn, &record.id)? != opened.refs
+        {
             return Err(Error::new(
                 ErrorKind::Conflict,
-                "the repository changed shape during compaction (another compaction?)",
+                "the repository changed during compaction; run it again",
             ));
         }
         for pack in &new_records {
@@ -181,7 +196,7 @@ fn compact(
     }
     crate::api::set_member(&mut report, "PacksAfter", json!(new_records.len()));
     crate::api::set_member(&mut report, "ReachableObjects", json!(reachable.len()));
-    crate::api::set_member(&mut report, "CruftObjects", json!(cruft.len()));
+    crate::api::set_member(&mut report, "CruftObjects", json!(cruft_objects));
     crate::api::set_member(&mut report, "DroppedObjects", json!(dropped));
     Ok(report)
 }
@@ -216,10 +231,11 @@ fn write_packs<'k>(
     opened: &Opened,
     snapshot: &Snapshot,
     spool: &Spool,
-    lists: [(&Vec<ObjectId>, i64); 2],
+    lists: &[(Vec<ObjectId>, i64)],
 ) -> Result<Vec<StagedPack<'k>>> {
     let mut staged = Vec::new();
     for (objects, created) in lists {
+        let created = *created;
         if objects.is_empty() {
             continue;
         }
@@ -246,34 +262,64 @@ fn write_packs<'k>(
     Ok(staged)
 }
 
-/// The unreachable objects to keep (from packs created at or after `cutoff`), the age the
-/// cruft pack takes (its youngest source), and how many are dropped.
-fn unreachable(
+/// Objects to write as one pack, and the time the pack says it was made.
+type Bucket = (i64, Vec<ObjectId>);
+
+/// Every object reachable from `tips` (commits, trees, blobs, tags).
+fn closure(odb: &Odb, tips: &[ObjectId]) -> Result<Vec<ObjectId>> {
+    Ok(walk::select(
+        odb,
+        &Wanted {
+            wants: tips,
+            common: &[],
+            client_shallow: &[],
+            depth: Depth::default(),
+            filter: None,
+            tags: Vec::new(),
+        },
+    )?
+    .objects)
+}
+
+/// The unreachable objects to keep, by age: those of packs created at or after `cutoff`,
+/// grouped by day (youngest day first, each group taking the youngest age in it), each with
+/// everything it reaches that nothing younger or reachable already holds, so a cruft object
+/// never names a dropped one. Also returns how many objects are dropped.
+fn cruft_buckets(
     odb: &Odb,
     packs: &[PackRecord],
-    reachable: &[ObjectId],
+    reachable: &HashSet<ObjectId>,
     cutoff: i64,
-) -> (Vec<ObjectId>, i64, usize) {
-    let reachable: HashSet<&ObjectId> = reachable.iter().collect();
-    let mut seen: HashSet<ObjectId> = HashSet::new();
-    let (mut cruft, mut created, mut dropped) = (Vec::new(), i64::MIN, 0);
-    // Youngest first: an object in several packs takes the youngest age.
+) -> Result<(Vec<Bucket>, usize)> {
     let mut by_age: Vec<&PackRecord> = packs.iter().collect();
     by_age.sort_by_key(|p| std::cmp::Reverse(p.created));
+    let mut buckets: Vec<(i64, i64, Vec<ObjectId>)> = Vec::new();
+    let mut unreachable: HashSet<ObjectId> = HashSet::new();
     for pack in by_age {
         for id in odb.ids_in_pack(pack.number) {
-            if reachable.contains(&id) || !seen.insert(id) {
+            if reachable.contains(&id) || !unreachable.insert(id) || pack.created < cutoff {
                 continue;
             }
-            if pack.created >= cutoff {
-                cruft.push(id);
-                created = created.max(pack.created);
-            } else {
-                dropped += 1;
+            let day = pack.created.div_euclid(DAY_MS);
+            match buckets.iter_mut().find(|(d, _, _)| *d == day) {
+                Some((_, _, ids)) => ids.push(id),
+                None => buckets.push((day, pack.created, vec![id])),
             }
         }
     }
-    (cruft, created, dropped)
+    let mut kept: HashSet<ObjectId> = HashSet::new();
+    let mut out = Vec::new();
+    for (_, created, seeds) in buckets {
+        let ids: Vec<ObjectId> = closure(odb, &seeds)?
+            .into_iter()
+            .filter(|id| !reachable.contains(id) && kept.insert(*id))
+            .collect();
+        if !ids.is_empty() {
+            out.push((created, ids));
+        }
+    }
+    let dropped = unreachable.iter().filter(|id| !kept.contains(*id)).count();
+    Ok((out, dropped))
 }
 
 /// Deletes the blobs and records of packs retired before `before`; returns how many.

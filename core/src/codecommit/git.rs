@@ -677,41 +677,32 @@ fn apply_updates(
         );
         return Ok(vec![Some(reason); updates.len()]);
     }
-    let mut results: Vec<Option<String>> = Vec::with_capacity(updates.len());
     let mut seen = std::collections::HashSet::new();
-    // The ref names there will be, for git's rule that `a` and `a/b` cannot both exist.
+    let mut results: Vec<Option<String>> = Vec::with_capacity(updates.len());
+    for u in updates {
+        results.push(check_update(ctx, record, &arn, u, &mut seen)?);
+    }
+    ctx.context_mut().remove("codecommit:References");
+    ctx.context_mut().remove(FORCE_PUSH_KEY);
+    // The ref names there will be (only accepted deletes free a name), for the account's ref
+    // limit and git's rule that `a` and `a/b` cannot both exist.
     let mut names: std::collections::BTreeSet<String> = load_refs(ctx.txn, &record.id)?
         .into_iter()
         .map(|(name, _)| name)
         .collect();
-    for u in updates.iter().filter(|u| u.is_delete()) {
-        names.remove(&u.name);
-    }
-    for u in updates {
-        let mut verdict = check_update(ctx, record, &arn, u, &mut seen)?;
-        if verdict.is_none()
-            && u.is_create()
-            && let Some(max) = limits.max_refs_per_repository
-            && names.len() as u64 >= max
-        {
-            verdict = Some(format!(
-                "the repository has reached this account's limit of {max} refs"
-            ));
+    for (u, result) in updates.iter().zip(&results) {
+        if result.is_none() && u.is_delete() {
+            names.remove(&u.name);
         }
-        if verdict.is_none() && u.is_create() {
-            match name_clash(&u.name, &names) {
-                Some(clash) => {
-                    verdict = Some(format!("cannot lock ref '{}': '{clash}' exists", u.name));
-                }
-                None => {
-                    names.insert(u.name.clone());
-                }
+    }
+    for (u, result) in updates.iter().zip(results.iter_mut()) {
+        if result.is_none() && u.is_create() {
+            *result = new_ref_refusal(&u.name, &names, limits.max_refs_per_repository);
+            if result.is_none() {
+                names.insert(u.name.clone());
             }
         }
-        results.push(verdict);
     }
-    ctx.context_mut().remove("codecommit:References");
-    ctx.context_mut().remove(FORCE_PUSH_KEY);
     if atomic && results.iter().any(Option::is_some) {
         return Ok(results
             .into_iter()
@@ -795,6 +786,23 @@ fn check_update(
         }));
     }
     Ok(None)
+}
+
+/// Why a new ref `name` may not join `names` (the refs there will be): the account's ref limit,
+/// or git's `a` / `a/b` rule; `None` when it may.
+pub(crate) fn new_ref_refusal(
+    name: &str,
+    names: &std::collections::BTreeSet<String>,
+    max_refs: Option<u64>,
+) -> Option<String> {
+    if let Some(max) = max_refs
+        && names.len() as u64 >= max
+    {
+        return Some(format!(
+            "the repository has reached this account's limit of {max} refs"
+        ));
+    }
+    name_clash(name, names).map(|clash| format!("cannot lock ref '{name}': '{clash}' exists"))
 }
 
 /// An existing ref that `name` cannot live beside: one under `name/`, or one `name` is

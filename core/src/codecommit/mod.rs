@@ -6,7 +6,7 @@
 //! refs, and store packs sealed under the repository's data key.
 
 mod branches;
-mod compact;
+pub(crate) mod compact;
 mod contents;
 pub(crate) mod git;
 mod limits;

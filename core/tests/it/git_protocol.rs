@@ -597,10 +597,15 @@ fn compaction_merges_packs_and_drops_unreachable_objects_only_after_the_grace_pe
     assert_eq!(count_files(&f.data, ".pack"), 5);
 
     let day = std::time::Duration::from_secs(86_400);
+    let now = codekeep::CompactOptions {
+        grace: std::time::Duration::ZERO,
+        retired_blob_delay: std::time::Duration::ZERO,
+    };
     let report = f
         .keep
-        .compact_repository(&f.account, "web", 14 * day)
+        .compact_repository(&f.account, "web", codekeep::CompactOptions::default())
         .unwrap();
+    assert_eq!(report["RetiredPacksDeleted"], 0, "{report}");
     assert_eq!(report["PacksBefore"], 5, "{report}");
     assert_eq!(report["PacksAfter"], 2, "{report}");
     assert_eq!(report["DroppedObjects"], 0, "{report}");
@@ -627,18 +632,12 @@ fn compaction_merges_packs_and_drops_unreachable_objects_only_after_the_grace_pe
     );
 
     // With no grace, unreachable objects go; the retired packs' blobs go at the next run.
-    let report = f
-        .keep
-        .compact_repository(&f.account, "web", std::time::Duration::ZERO)
-        .unwrap();
+    let report = f.keep.compact_repository(&f.account, "web", now).unwrap();
     assert_eq!(report["PacksAfter"], 1, "{report}");
     assert_eq!(report["DroppedObjects"], 3, "{report}");
     assert_eq!(report["RetiredPacksDeleted"], 5, "{report}");
     assert_eq!(crate::code(get_orphan()), "CommitIdDoesNotExistException");
-    let report = f
-        .keep
-        .compact_repository(&f.account, "web", std::time::Duration::ZERO)
-        .unwrap();
+    let report = f.keep.compact_repository(&f.account, "web", now).unwrap();
     assert_eq!(report["RetiredPacksDeleted"], 2, "{report}");
     assert_eq!(count_files(&f.data, ".pack"), 1);
     f.git_ok(&f.work, &["clone", "-q", &url, "final"]);
@@ -650,7 +649,11 @@ fn compaction_merges_packs_and_drops_unreachable_objects_only_after_the_grace_pe
     assert_eq!(
         crate::code(
             f.keep
-                .compact_repository(&f.account, "nope", day)
+                .compact_repository(
+                    &f.account,
+                    "nope",
+                    codekeep::CompactOptions { grace: day, ..now }
+                )
                 .map(|_| json!({}))
         ),
         "RepositoryDoesNotExistException"
@@ -694,6 +697,14 @@ fn account_limits_refuse_repositories_refs_and_pushes_with_reasons() {
     f.git_ok(&local, &["push", &url, "main:b2"]);
     let out = f.git(&local, &["push", &url, "main:b3"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("limit of 3 refs"));
+    let head = f.git_ok(&local, &["rev-parse", "main"]).trim().to_owned();
+    assert_eq!(
+        crate::code(cc.call(
+            "CreateBranch",
+            json!({"repositoryName": "web", "branchName": "b4", "commitId": head})
+        )),
+        "RepositoryLimitExceededException"
+    );
 
     std::fs::write(local.join("big.bin"), noise(1 << 20, 3)).unwrap();
     f.git_ok(&local, &["add", "big.bin"]);
