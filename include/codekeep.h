@@ -286,6 +286,31 @@ codekeep_status codekeep_keep_ack_events(const struct codekeep_keep *keep,
                                          uint64_t seq);
 
 /**
+ * Compacts repository `repository` of account `account_id` (see the Rust
+ * `Keep::compact_repository`): `options_json` is NULL for the defaults or `{"GraceSeconds": n,
+ * "RetiredBlobDelaySeconds": n}`. Writes the report (`{"PacksBefore", "PacksAfter",
+ * "ReachableObjects", "CruftObjects", "DroppedObjects", "RetiredPacksDeleted"}`) to `*json_out`;
+ * free it with codekeep_string_free(). CODEKEEP_STATUS_CONFLICT when the repository changed
+ * meanwhile (run it again).
+ */
+codekeep_status codekeep_keep_compact_repository(const struct codekeep_keep *keep,
+                                                 const char *account_id,
+                                                 const char *repository,
+                                                 const char *options_json,
+                                                 char **json_out);
+
+/**
+ * Sets the CodeCommit limits of account `account_id` from `limits_json` (`{"MaxRepositories",
+ * "MaxRefUpdatesPerPush", "MaxRefsPerRepository", "MaxPushBytes"}`: whole numbers, or null for
+ * unlimited; members left out keep their value) and writes the limits now in force to
+ * `*json_out` (free with codekeep_string_free()).
+ */
+codekeep_status codekeep_keep_set_codecommit_limits(const struct codekeep_keep *keep,
+                                                    const char *account_id,
+                                                    const char *limits_json,
+                                                    char **json_out);
+
+/**
  * Creates a client of `service` ("iam", "sts", "kms", "cloudtrail", "organizations") acting as
  * the caller described by `caller_json`: `{"AccountId": "111122223333"}` (the account's root),
  * `{"AccountId": ..., "UserName": "alice"}` (an IAM user the host authenticated),

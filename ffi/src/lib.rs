@@ -294,6 +294,57 @@ pub extern "C" fn codekeep_keep_ack_events(
     })
 }
 
+/// Compacts repository `repository` of account `account_id` (see the Rust
+/// `Keep::compact_repository`): `options_json` is NULL for the defaults or `{"GraceSeconds": n,
+/// "RetiredBlobDelaySeconds": n}`. Writes the report (`{"PacksBefore", "PacksAfter",
+/// "ReachableObjects", "CruftObjects", "DroppedObjects", "RetiredPacksDeleted"}`) to `*json_out`;
+/// free it with codekeep_string_free(). CODEKEEP_STATUS_CONFLICT when the repository changed
+/// meanwhile (run it again).
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_compact_repository(
+    keep: *const codekeep_keep,
+    account_id: *const c_char,
+    repository: *const c_char,
+    options_json: *const c_char,
+    json_out: *mut *mut c_char,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(json_out, "json_out")?;
+        let options = if options_json.is_null() {
+            codekeep::CompactOptions::default()
+        } else {
+            codekeep::CompactOptions::from_json(&json_arg(options_json, "options_json")?)?
+        };
+        let report = handle::keep_ref(keep)?.compact_repository(
+            str_arg(account_id, "account_id")?,
+            str_arg(repository, "repository")?,
+            options,
+        )?;
+        write_string(json_out, report.to_string())
+    })
+}
+
+/// Sets the CodeCommit limits of account `account_id` from `limits_json` (`{"MaxRepositories",
+/// "MaxRefUpdatesPerPush", "MaxRefsPerRepository", "MaxPushBytes"}`: whole numbers, or null for
+/// unlimited; members left out keep their value) and writes the limits now in force to
+/// `*json_out` (free with codekeep_string_free()).
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_set_codecommit_limits(
+    keep: *const codekeep_keep,
+    account_id: *const c_char,
+    limits_json: *const c_char,
+    json_out: *mut *mut c_char,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(json_out, "json_out")?;
+        let limits = handle::keep_ref(keep)?.set_codecommit_limits(
+            str_arg(account_id, "account_id")?,
+            &json_arg(limits_json, "limits_json")?,
+        )?;
+        write_string(json_out, limits.to_string())
+    })
+}
+
 /// Creates a client of `service` ("iam", "sts", "kms", "cloudtrail", "organizations") acting as
 /// the caller described by `caller_json`: `{"AccountId": "111122223333"}` (the account's root),
 /// `{"AccountId": ..., "UserName": "alice"}` (an IAM user the host authenticated),

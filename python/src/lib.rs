@@ -241,6 +241,37 @@ impl Keep {
             .map_err(|e| to_py_err(py, &e, "AckEvents"))
     }
 
+    /// Compacts a repository; `options_json` as `codekeep::CompactOptions::from_json`; returns
+    /// the report as JSON text.
+    fn compact_repository_json(
+        &self,
+        py: Python<'_>,
+        account: &str,
+        repository: &str,
+        options_json: &str,
+    ) -> PyResult<String> {
+        let keep = self.keep()?;
+        let options = codekeep::CompactOptions::from_json(&parse_json(options_json)?)
+            .map_err(|e| to_py_err(py, &e, "CompactRepository"))?;
+        py.detach(|| keep.compact_repository(account, repository, options))
+            .map(|v| v.to_string())
+            .map_err(|e| to_py_err(py, &e, "CompactRepository"))
+    }
+
+    /// Sets an account's CodeCommit limits from JSON text; returns the limits in force.
+    fn set_codecommit_limits_json(
+        &self,
+        py: Python<'_>,
+        account: &str,
+        limits_json: &str,
+    ) -> PyResult<String> {
+        let keep = self.keep()?;
+        let limits = parse_json(limits_json)?;
+        py.detach(|| keep.set_codecommit_limits(account, &limits))
+            .map(|v| v.to_string())
+            .map_err(|e| to_py_err(py, &e, "SetCodeCommitLimits"))
+    }
+
     /// Starts the git server (smart HTTP, HTTPS, SSH) on background threads, configured by
     /// `config_json` (see `codekeep::server::ServerConfig::from_json`).
     fn serve(&self, py: Python<'_>, config_json: &str) -> PyResult<Server> {

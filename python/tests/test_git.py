@@ -38,13 +38,13 @@ def hosted(tmp_path):
     cc = keep.client("codecommit", account=account)
     cc.create_repository(repositoryName="web")
     server = keep.serve(ssh="127.0.0.1:0")
-    yield keep, cc, server, cred["ServiceUserName"], cred["ServicePassword"]
+    yield keep, cc, server, cred["ServiceUserName"], cred["ServicePassword"], account
     server.stop()
     keep.close()
 
 
 def test_server_reports_where_it_listens_and_clone_urls_follow(hosted):
-    _keep, cc, server, _user, _password = hosted
+    _keep, cc, server, _user, _password, _account = hosted
     assert server.http_url.startswith("http://127.0.0.1:")
     assert server.ssh_url.startswith("ssh://127.0.0.1:")
     assert server.ssh_host_key.startswith("ssh-ed25519 ")
@@ -59,7 +59,7 @@ def test_server_reports_where_it_listens_and_clone_urls_follow(hosted):
 
 
 def test_git_pushes_and_dulwich_clones_fetches_and_pushes(hosted, tmp_path):
-    _keep, cc, server, user, password = hosted
+    keep, cc, server, user, password, account = hosted
     url = cc.get_repository(repositoryName="web")["repositoryMetadata"]["cloneUrlHttp"]
     authed = url.replace("http://", "http://%s:%s@" % (
         urllib.parse.quote(user, safe=""), urllib.parse.quote(password, safe="")))
@@ -104,3 +104,36 @@ def test_git_pushes_and_dulwich_clones_fetches_and_pushes(hosted, tmp_path):
         for name in files:
             with open(os.path.join(root, name), "rb") as f:
                 assert MARKER.encode() not in f.read(), name
+
+
+def test_compaction_and_limits_from_python(hosted, tmp_path):
+    keep, cc, _server, user, password, account = hosted
+    url = cc.get_repository(repositoryName="web")["repositoryMetadata"]["cloneUrlHttp"]
+    authed = url.replace("http://", "http://%s:%s@" % (
+        urllib.parse.quote(user, safe=""), urllib.parse.quote(password, safe="")))
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    env.pop("GIT_PROTOCOL", None)
+    local = tmp_path / "local"
+    local.mkdir()
+    git(local, "init", "-q")
+    for i in range(3):
+        (local / f"f{i}.txt").write_text(f"{i}\n")
+        git(local, "add", ".")
+        git(local, "commit", "-q", "-m", f"c{i}")
+        git(local, "push", "-q", authed, "main", env=env)
+    report = keep.compact_repository(account, "web", grace_seconds=0, retired_blob_delay_seconds=0)
+    assert report["PacksBefore"] == 3 and report["PacksAfter"] == 1, report
+    target = tmp_path / "after"
+    repo = dulwich_porcelain.clone(url, str(target), username=user, password=password,
+                                   errstream=io.BytesIO())
+    assert repo.head().decode() == git(local, "rev-parse", "HEAD").strip()
+    repo.close()
+    with pytest.raises(codekeep.InvalidArgument):
+        keep.compact_repository(account, "web", grace_seconds=-1)
+
+    limits = keep.set_codecommit_limits(account, MaxRepositories=1, MaxPushBytes=None)
+    assert limits["MaxRepositories"] == 1 and limits["MaxPushBytes"] is None
+    with pytest.raises(cc.exceptions.RepositoryLimitExceededException):
+        cc.create_repository(repositoryName="two")
+    with pytest.raises(codekeep.InvalidArgument):
+        keep.set_codecommit_limits(account, Nope=1)

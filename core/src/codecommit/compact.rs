@@ -85,6 +85,33 @@ impl Default for CompactOptions {
     }
 }
 
+impl CompactOptions {
+    /// Reads `{"GraceSeconds": n, "RetiredBlobDelaySeconds": n}` (each optional, defaults as
+    /// [`CompactOptions::default`]), the form the C and Python bindings pass.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for an unknown member or a value that is not a whole number.
+    pub fn from_json(options: &Value) -> Result<CompactOptions> {
+        let invalid = |why: String| Error::new(ErrorKind::InvalidArgument, why);
+        let object = options
+            .as_object()
+            .ok_or_else(|| invalid("compaction options must be a JSON object".to_owned()))?;
+        let mut out = CompactOptions::default();
+        for (name, value) in object {
+            let seconds = value
+                .as_u64()
+                .map(Duration::from_secs)
+                .ok_or_else(|| invalid(format!("{name} must be a whole number of seconds")))?;
+            match name.as_str() {
+                "GraceSeconds" => out.grace = seconds,
+                "RetiredBlobDelaySeconds" => out.retired_blob_delay = seconds,
+                _ => return Err(invalid(format!("unknown compaction option {name:?}"))),
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl crate::Keep {
     /// Compacts the repository `repository` of account `account`, acting as the account's
     /// root (and audited as `codecommit:CompactRepository`): merges its packs into one pack of

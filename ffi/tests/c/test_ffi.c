@@ -313,6 +313,30 @@ static void test_server(void) {
   codekeep_string_free(json);
   CHECK(codekeep_server_describe(NULL, &json) == CODEKEEP_STATUS_NULL_ARGUMENT);
   codekeep_server_stop(server);
+
+  /* Compaction and CodeCommit limits of an account. */
+  char *account = NULL, id[64], caller[128], *out = NULL;
+  OK(codekeep_keep_create_account(keep, "limits", &account));
+  json_get(account, "Id", id, sizeof id);
+  codekeep_string_free(account);
+  snprintf(caller, sizeof caller, "{\"AccountId\":\"%s\"}", id);
+  codekeep_client *cc = NULL;
+  OK(codekeep_client_new(keep, "codecommit", caller, &cc));
+  OK(codekeep_client_call(cc, "CreateRepository", "{\"repositoryName\":\"one\"}", &out));
+  codekeep_string_free(out);
+  OK(codekeep_keep_compact_repository(keep, id, "one", NULL, &out));
+  CHECK(strstr(out, "\"PacksBefore\":0") != NULL);
+  codekeep_string_free(out);
+  CHECK(codekeep_keep_compact_repository(keep, id, "one", "{\"GraceSeconds\":-1}", &out) ==
+        CODEKEEP_STATUS_INVALID_ARGUMENT);
+  CHECK(codekeep_keep_compact_repository(keep, id, "nope", NULL, &out) == CODEKEEP_STATUS_NOT_FOUND);
+  OK(codekeep_keep_set_codecommit_limits(keep, id, "{\"MaxRepositories\":1}", &out));
+  CHECK(strstr(out, "\"MaxRepositories\":1") != NULL);
+  codekeep_string_free(out);
+  CHECK(codekeep_keep_set_codecommit_limits(keep, id, "{\"Nope\":1}", &out) == CODEKEEP_STATUS_INVALID_ARGUMENT);
+  CHECK(codekeep_client_call(cc, "CreateRepository", "{\"repositoryName\":\"two\"}", &out) ==
+        CODEKEEP_STATUS_LIMIT_EXCEEDED);
+  codekeep_client_free(cc);
   codekeep_server_stop(NULL);
   codekeep_keep_free(keep);
 }

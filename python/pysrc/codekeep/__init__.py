@@ -259,6 +259,27 @@ class Keep:
         """Acknowledges, for `consumer`, every event up to and including `seq`."""
         self._native.ack_events(consumer, seq)
 
+    def compact_repository(self, account: str, repository: str, *, grace_seconds: int | None = None,
+                           retired_blob_delay_seconds: int | None = None) -> dict[str, Any]:
+        """Merges a repository's packs; unreachable objects go once older than the grace period
+        (default two weeks). Returns the report (PacksBefore, PacksAfter, ReachableObjects,
+        CruftObjects, DroppedObjects, RetiredPacksDeleted)."""
+        options: dict[str, int] = {}
+        if grace_seconds is not None:
+            options["GraceSeconds"] = grace_seconds
+        if retired_blob_delay_seconds is not None:
+            options["RetiredBlobDelaySeconds"] = retired_blob_delay_seconds
+        result: dict[str, Any] = json.loads(
+            self._native.compact_repository_json(account, repository, json.dumps(options)))
+        return result
+
+    def set_codecommit_limits(self, account: str, **limits: int | None) -> dict[str, Any]:
+        """Sets CodeCommit limits of an account (MaxRepositories, MaxRefUpdatesPerPush,
+        MaxRefsPerRepository, MaxPushBytes; None is unlimited); returns the limits in force."""
+        result: dict[str, Any] = json.loads(
+            self._native.set_codecommit_limits_json(account, json.dumps(limits)))
+        return result
+
     def serve(self, *, http: str | None = "127.0.0.1:0", ssh: str | None = None,
               tls: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
               threads: int = 2) -> "Server":
