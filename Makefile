@@ -26,6 +26,9 @@ tools: venv
 	  cargo install --locked --force cbindgen@$(CBINDGEN_VERSION); fi
 	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+	@# The git tests drive the real ssh client and make keys and certificates.
+	@command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || { apt-get update -qq && apt-get install -y -qq openssh-client; }
+	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql; }
 
 venv: $(VENV)/.ready
