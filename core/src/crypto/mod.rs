@@ -24,5 +24,5 @@ pub(crate) use kms::{
 };
 #[cfg(feature = "git")]
 pub(crate) use kms::{managed_key_arn, unwrap_for_service, usable_key_arn, wrap_for_service};
-pub(crate) use provider::PBKDF2_ITERATIONS;
 pub use provider::{KeyProvider, MasterKeyProvider};
+pub(crate) use provider::{PBKDF2_ITERATIONS, keep_secret};

@@ -34,6 +34,37 @@ pub trait KeyProvider: Send + Sync + std::fmt::Debug {
     fn unwrap(&self, wrapped: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
 }
 
+/// A 32-byte secret the keep keeps for itself (the STS token key, the SSH host key's seed):
+/// read from metadata at `key` and unwrapped by `provider`, or generated, wrapped and stored
+/// there on first use. It is never stored unwrapped.
+///
+/// # Errors
+/// The provider's errors; `Storage` when the stored secret does not have 32 bytes.
+pub(crate) fn keep_secret(
+    meta: &crate::store::Meta,
+    provider: &dyn KeyProvider,
+    key: &crate::store::Key,
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let wrapped = meta.txn(|t| {
+        if let Some(w) = t.get(key)? {
+            return Ok(w);
+        }
+        let mut raw = Zeroizing::new([0u8; 32]);
+        crate::id::fill_secret(&mut raw[..])?;
+        let w = provider.wrap(&raw[..], aad)?;
+        t.put(key, &w)?;
+        Ok(w)
+    })?;
+    let secret = provider.unwrap(&wrapped, aad)?;
+    if secret.len() != 32 {
+        return Err(Error::storage(format!(
+            "the stored secret `{key}` has the wrong length"
+        )));
+    }
+    Ok(secret)
+}
+
 /// A 256-bit master key held in memory that wraps with AES-256-GCM.
 pub struct MasterKeyProvider {
     key: LessSafeKey,

@@ -67,17 +67,7 @@ impl TokenKey {
     /// Unwraps the stored token key, creating it on first open.
     pub(crate) fn load_or_create(meta: &Meta, provider: &dyn KeyProvider) -> Result<Self> {
         let key = Key::new("sts").push("token-key");
-        let wrapped = meta.txn(|t| {
-            if let Some(w) = t.get(&key)? {
-                return Ok(w);
-            }
-            let mut raw = Zeroizing::new([0u8; 32]);
-            crate::id::fill_secret(&mut raw[..])?;
-            let w = provider.wrap(&raw[..], TOKEN_KEY_AAD)?;
-            t.put(&key, &w)?;
-            Ok(w)
-        })?;
-        let raw = provider.unwrap(&wrapped, TOKEN_KEY_AAD)?;
+        let raw = crate::crypto::keep_secret(meta, provider, &key, TOKEN_KEY_AAD)?;
         let unbound = UnboundKey::new(&AES_256_GCM, &raw)
             .map_err(|_| Error::storage("the stored STS token key has the wrong length"))?;
         Ok(TokenKey(LessSafeKey::new(unbound)))

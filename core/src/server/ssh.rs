@@ -15,7 +15,6 @@ use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelMsg, ChannelWriteHalf, MethodKind, MethodSet};
 use tokio::sync::{mpsc, watch};
-use zeroize::Zeroizing;
 
 use crate::api::Caller;
 use crate::codecommit::git::{GitRequest, GitService};
@@ -33,19 +32,9 @@ const FATAL: u32 = 128;
 /// The keep's SSH host key: loaded, or generated and stored wrapped on first use.
 pub(super) fn host_key(keep: &Keep) -> Result<PrivateKey> {
     let inner = keep.inner();
-    let provider = inner.key_provider.as_ref();
     let key = Key::new("server").push("ssh-host-key");
-    let wrapped = inner.meta.txn(|t| {
-        if let Some(w) = t.get(&key)? {
-            return Ok(w);
-        }
-        let mut seed = Zeroizing::new([0u8; 32]);
-        crate::id::fill_secret(&mut seed[..])?;
-        let w = provider.wrap(&seed[..], HOST_KEY_AAD)?;
-        t.put(&key, &w)?;
-        Ok(w)
-    })?;
-    let seed = provider.unwrap(&wrapped, HOST_KEY_AAD)?;
+    let seed =
+        crate::crypto::keep_secret(&inner.meta, inner.key_provider.as_ref(), &key, HOST_KEY_AAD)?;
     let seed: &[u8; 32] = seed
         .as_slice()
         .try_into()
