@@ -156,6 +156,11 @@ pub(crate) fn serve<R: Read>(
         }
         updates.push(parse_command(command)?);
     }
+    if updates.is_empty() {
+        // A flush alone (git's `0000` probe before a large push over HTTP): nothing to do,
+        // and nothing to report.
+        return Ok(Vec::new());
+    }
     let mut push_options = Vec::new();
     if caps.push_options {
         loop {

@@ -418,6 +418,19 @@ fn bad_packs_and_vanishing_clients_change_nothing() {
     // A malformed command list.
     let response = raw_push(&f, b"0010not a command0000", 21);
     assert!(!response.contains("unpack ok"), "{response}");
+    // git's `0000` probe: answered, and no ref transaction is run or audited for it.
+    let applied = || {
+        let mut exported = Vec::new();
+        f.keep.audit().export_jsonl(&mut exported).unwrap();
+        String::from_utf8(exported)
+            .unwrap()
+            .matches("\"references\"")
+            .count()
+    };
+    let before = applied();
+    let response = raw_push(&f, b"0000", 4);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(applied(), before);
 
     // Nothing moved, nothing was left behind.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
