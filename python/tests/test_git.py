@@ -24,6 +24,17 @@ def git(cwd, *args, env=None):
     return out.stdout
 
 
+def http_remote(cc, user, password):
+    """The repository's HTTP URL, the same with the credentials in it (for git), and an
+    environment for git that never prompts and leaves the protocol to git."""
+    url = cc.get_repository(repositoryName="web")["repositoryMetadata"]["cloneUrlHttp"]
+    authed = url.replace("http://", "http://%s:%s@" % (
+        urllib.parse.quote(user, safe=""), urllib.parse.quote(password, safe="")))
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    env.pop("GIT_PROTOCOL", None)
+    return url, authed, env
+
+
 @pytest.fixture
 def hosted(tmp_path):
     keep = codekeep.Keep.open(tmp_path / "keep")
@@ -60,11 +71,7 @@ def test_server_reports_where_it_listens_and_clone_urls_follow(hosted):
 
 def test_git_pushes_and_dulwich_clones_fetches_and_pushes(hosted, tmp_path):
     keep, cc, server, user, password, account = hosted
-    url = cc.get_repository(repositoryName="web")["repositoryMetadata"]["cloneUrlHttp"]
-    authed = url.replace("http://", "http://%s:%s@" % (
-        urllib.parse.quote(user, safe=""), urllib.parse.quote(password, safe="")))
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
-    env.pop("GIT_PROTOCOL", None)
+    url, authed, env = http_remote(cc, user, password)
 
     local = tmp_path / "local"
     local.mkdir()
@@ -108,11 +115,7 @@ def test_git_pushes_and_dulwich_clones_fetches_and_pushes(hosted, tmp_path):
 
 def test_compaction_and_limits_from_python(hosted, tmp_path):
     keep, cc, _server, user, password, account = hosted
-    url = cc.get_repository(repositoryName="web")["repositoryMetadata"]["cloneUrlHttp"]
-    authed = url.replace("http://", "http://%s:%s@" % (
-        urllib.parse.quote(user, safe=""), urllib.parse.quote(password, safe="")))
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
-    env.pop("GIT_PROTOCOL", None)
+    url, authed, env = http_remote(cc, user, password)
     local = tmp_path / "local"
     local.mkdir()
     git(local, "init", "-q")

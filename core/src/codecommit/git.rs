@@ -143,15 +143,8 @@ pub(crate) fn serve_session(
 macro_rules! git_action {
     ($name:literal, $ro:expr) => {
         Operation {
-            service: "codecommit",
-            iam_prefix: "codecommit",
-            event_source: "codecommit.amazonaws.com",
-            name: $name,
-            read_only: $ro,
-            blob_members: &[],
-            secret_members: &[],
             resources: &["arn:aws:codecommit:*:*:*", "arn:aws:kms:*:*:key/*"],
-            handler: not_an_api_operation,
+            ..cc_op!($name, not_an_api_operation, read_only = $ro)
         }
     };
 }

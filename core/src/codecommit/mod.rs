@@ -5,6 +5,25 @@
 //! Git requests (`git`) authorize `codecommit:GitPull` / `codecommit:GitPush`, read and move
 //! refs, and store packs sealed under the repository's data key.
 
+/// A CodeCommit operation (or git action) with CodeCommit's service names; defined before
+/// the modules so `git` uses it too.
+macro_rules! cc_op {
+    ($name:literal, $handler:expr, read_only = $ro:expr) => {
+        Operation {
+            service: "codecommit",
+            iam_prefix: "codecommit",
+            event_source: "codecommit.amazonaws.com",
+            name: $name,
+            read_only: $ro,
+            blob_members: &[],
+            secret_members: &[],
+            // The KMS key a repository is encrypted under is checked too.
+            resources: &["arn:aws:codecommit:*:*:*", "arn:aws:kms:*:*:key/*", "*"],
+            handler: $handler,
+        }
+    };
+}
+
 mod branches;
 pub(crate) mod compact;
 mod contents;
@@ -23,23 +42,6 @@ use crate::error::{Error, ErrorKind};
 pub(crate) struct CloneUrls {
     pub http: Option<String>,
     pub ssh: Option<String>,
-}
-
-macro_rules! cc_op {
-    ($name:literal, $handler:expr, read_only = $ro:expr) => {
-        Operation {
-            service: "codecommit",
-            iam_prefix: "codecommit",
-            event_source: "codecommit.amazonaws.com",
-            name: $name,
-            read_only: $ro,
-            blob_members: &[],
-            secret_members: &[],
-            // The KMS key a repository is encrypted under is checked too.
-            resources: &["arn:aws:codecommit:*:*:*", "arn:aws:kms:*:*:key/*", "*"],
-            handler: $handler,
-        }
-    };
 }
 
 /// An operation that returns file content: base64 blobs, never written to the audit log.

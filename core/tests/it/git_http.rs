@@ -4,7 +4,9 @@
 use codekeep::Caller;
 use serde_json::json;
 
-use crate::git_support::{Fixture, MARKER, allow_all, commit_file, files, git_with};
+use crate::git_support::{
+    Fixture, MARKER, allow_all, commit_file, deny_push_to_main, files, git_with,
+};
 
 #[test]
 fn push_clone_and_fetch_with_the_real_git_client() {
@@ -90,13 +92,7 @@ fn push_clone_and_fetch_with_the_real_git_client() {
 
 #[test]
 fn credentials_are_challenged_and_policies_refuse_with_reasons() {
-    let f = Fixture::new(&json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["codecommit:GitPull", "codecommit:GitPush"], "Resource": "*"},
-        // AWS's documented policy: no pushes to main.
-        {"Effect": "Deny", "Action": "codecommit:GitPush", "Resource": "*",
-         "Condition": {"StringEqualsIfExists": {"codecommit:References": ["refs/heads/main"]},
-                       "Null": {"codecommit:References": "false"}}}
-    ]}));
+    let f = Fixture::new(&deny_push_to_main());
     let local = f.local_repo("origin");
     let url = f.url("web");
     // Wrong password: 401, and git reports an authentication failure.

@@ -4,9 +4,8 @@
 use std::process::Command;
 
 use codekeep::server::{Server, ServerConfig};
-use serde_json::json;
 
-use crate::git_support::{Fixture, MARKER, allow_all, commit_file};
+use crate::git_support::{Fixture, MARKER, allow_all, commit_file, deny_push_to_main};
 
 #[test]
 fn push_clone_and_fetch_over_ssh_as_key_id_or_user_name() {
@@ -103,12 +102,7 @@ fn push_clone_and_fetch_over_ssh_as_key_id_or_user_name() {
 
 #[test]
 fn ssh_refuses_unknown_keys_shells_other_commands_and_denied_refs() {
-    let f = Fixture::new(&json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["codecommit:GitPull", "codecommit:GitPush"], "Resource": "*"},
-        {"Effect": "Deny", "Action": "codecommit:GitPush", "Resource": "*",
-         "Condition": {"StringEqualsIfExists": {"codecommit:References": ["refs/heads/main"]},
-                       "Null": {"codecommit:References": "false"}}}
-    ]}));
+    let f = Fixture::new(&deny_push_to_main());
     let local = f.local_repo("origin");
     let url = f.ssh_url(&f.ssh_key_id, "web");
 

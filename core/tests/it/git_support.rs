@@ -285,6 +285,16 @@ pub fn commit_file(f: &Fixture, dir: &Path, file: &str, content: &str, message: 
     f.git_ok(dir, &["commit", "-q", "-m", message]);
 }
 
+/// Pull and push allowed, with AWS's documented "deny pushes to main" statement.
+pub fn deny_push_to_main() -> serde_json::Value {
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["codecommit:GitPull", "codecommit:GitPush"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "codecommit:GitPush", "Resource": "*",
+         "Condition": {"StringEqualsIfExists": {"codecommit:References": ["refs/heads/main"]},
+                       "Null": {"codecommit:References": "false"}}}
+    ]})
+}
+
 pub fn allow_all() -> serde_json::Value {
     json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "codecommit:*", "Resource": "*"}
