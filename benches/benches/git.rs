@@ -38,7 +38,9 @@ fn main() {
         serve_child(Path::new(&dir));
         return;
     }
-    let only_big = std::env::var("CODEKEEP_BENCH_GIT_ONLY").as_deref() == Ok("big");
+    // `CODEKEEP_BENCH_GIT_ONLY=big` runs only the 2 GB push, `=clone` only push and clone.
+    let only = std::env::var("CODEKEEP_BENCH_GIT_ONLY").unwrap_or_default();
+    let only_big = only == "big";
     let scale: f64 = std::env::var("CODEKEEP_BENCH_GIT_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -53,10 +55,17 @@ fn main() {
     );
     let mut ours = Ours::spawn(&work.path().join("keep"));
     if !only_big {
-        let source = work.path().join("source");
-        generate(&source, &shape);
+        // `CODEKEEP_BENCH_GIT_SOURCE=DIR` keeps the generated repository in DIR and reuses it.
+        let source = std::env::var_os("CODEKEEP_BENCH_GIT_SOURCE")
+            .map_or_else(|| work.path().join("source"), std::path::PathBuf::from);
+        if !source.join(".git").exists() {
+            generate(&source, &shape);
+        }
         let peer = Daemon::spawn(&work.path().join("daemon"));
         push_and_clone(&mut ours, &peer, &source, work.path());
+        if only == "clone" {
+            return;
+        }
         ls_refs(&mut ours, &peer, &source, work.path());
         concurrent_clones(&mut ours, &peer, work.path(), scale);
     }
@@ -366,9 +375,12 @@ impl Daemon {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("git")
+        // git-daemon itself (not `git daemon`, which forks it): killing the child then stops
+        // the server instead of leaving it behind holding this process's output.
+        let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+        let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+        let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
             .args([
-                "daemon",
                 "--reuseaddr",
                 "--export-all",
                 "--enable=receive-pack",

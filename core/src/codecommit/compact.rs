@@ -275,7 +275,7 @@ fn write_packs<'k>(
             std::io::Write::flush(&mut file)?;
         }
         let mut reader = std::fs::File::open(&path)?;
-        let received = crate::git::receive::index_pack(snapshot, &mut reader, &spool.0)?
+        let received = crate::git::ingest::index_pack(snapshot, &mut reader, &spool.0)?
             .ok_or_else(|| Error::internal("a compacted pack came out empty"))?;
         staged.push(stage_pack(
             keep,

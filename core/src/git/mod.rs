@@ -4,11 +4,13 @@
 //! [`receive::PushSink`] that moves refs.
 
 pub(crate) mod delta;
+pub(crate) mod ingest;
 pub(crate) mod odb;
 pub(crate) mod pack;
 pub(crate) mod packgen;
 pub(crate) mod pktline;
 pub(crate) mod receive;
+pub(crate) mod tree_walk;
 pub(crate) mod upload;
 pub(crate) mod walk;
 

@@ -1,12 +1,11 @@
 //! receive-pack: what `git push` talks to (gitprotocol-pack, always v0). Commands are read,
-//! the pack is streamed to the spool and indexed by gix-pack (thin packs completed from the
-//! store), every object in it is parsed and its links checked, and only then are refs moved,
-//! all at once through the repository's [`PushSink`].
+//! the pack is taken in by [`super::ingest`] (spooled, thin bases completed from the store,
+//! every object hashed, parsed and its links checked), and only then are refs moved, all at
+//! once through the repository's [`PushSink`].
 
-use std::collections::{HashMap, HashSet};
-use std::io::{BufReader, Read, Write};
+use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 use gix_hash::ObjectId;
 use gix_object::Kind;
@@ -182,7 +181,7 @@ pub(crate) fn serve<R: Read>(
         SidebandMode::None
     };
     let results = if needs_pack {
-        match index_pack(snap, input.inner_mut(), spool) {
+        match super::ingest::index_pack(snap, input.inner_mut(), spool) {
             Ok(received) => {
                 let outcome = classify(snap, received.as_ref(), &mut updates).and_then(|()| {
                     let refused = check_tips(snap, received.as_ref(), &updates)?;
@@ -307,165 +306,6 @@ pub(crate) fn check_ref_name(name: &str) -> std::result::Result<(), String> {
     gix_validate::reference::name(name.as_bytes().into())
         .map(|_| ())
         .map_err(|e| format!("funny refname: {e}"))
-}
-
-/// Reads the pack into the spool, indexes it and checks every object in it.
-pub(crate) fn index_pack(
-    snap: &Snapshot,
-    input: &mut dyn Read,
-    spool: &Path,
-) -> Result<Option<ReceivedPack>> {
-    let interrupt = AtomicBool::new(false);
-    let mut reader = BufReader::with_capacity(64 * 1024, input);
-    let outcome = gix_pack::Bundle::write_to_directory(
-        &mut reader,
-        Some(spool),
-        &mut gix_utils::progress::Discard,
-        &interrupt,
-        Some(snap.odb.clone()),
-        gix_hash::Kind::Sha1,
-        gix_pack::bundle::write::Options {
-            // Delta resolution on every core, as git's index-pack does.
-            thread_limit: None,
-            iteration_mode: gix_pack::data::input::Mode::Verify,
-            index_version: gix_pack::index::Version::V2,
-            alloc_limit_bytes: Some(super::odb::MAX_OBJECT_BYTES),
-            compression: gix_zlib::Compression::default(),
-        },
-    )
-    .map_err(|e| bad_pack(&with_causes(&e)))?;
-    let (Some(index_path), Some(pack_path)) = (outcome.index_path, outcome.data_path) else {
-        // An empty pack (a push of refs to objects the repository already has).
-        return Ok(None);
-    };
-    let bundle = gix_pack::Bundle::at(&index_path, gix_hash::Kind::Sha1)
-        .map_err(|e| bad_pack(&e.to_string()))?;
-    let count = bundle.index.num_objects();
-    let mut entries = Vec::with_capacity(count as usize);
-    for i in 0..count {
-        entries.push((
-            bundle.index.oid_at_index(i).to_owned(),
-            bundle.index.pack_offset_at_index(i),
-        ));
-    }
-    let in_pack: HashSet<ObjectId> = entries.iter().map(|(id, _)| *id).collect();
-    let commits = check_objects(snap, &bundle, &in_pack)?;
-    let pack_len = std::fs::metadata(&pack_path)?.len();
-    Ok(Some(ReceivedPack {
-        pack_path,
-        entries,
-        pack_len,
-        commits,
-    }))
-}
-
-/// Decodes every object of the indexed pack once (gix's delta-tree traversal, on all cores)
-/// and runs [`check_links`] on it; returns the pack's commits.
-fn check_objects(
-    snap: &Snapshot,
-    bundle: &gix_pack::Bundle,
-    in_pack: &HashSet<ObjectId>,
-) -> Result<HashMap<ObjectId, CommitLinks>> {
-    use gix_error::ErrorExt as _;
-    let commits = std::sync::Mutex::new(HashMap::new());
-    let failure: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-    let interrupt = AtomicBool::new(false);
-    let processor = |kind: Kind,
-                     data: &[u8],
-                     entry: &gix_pack::index::Entry,
-                     _: &dyn gix_utils::progress::Progress|
-     -> gix_error::Result {
-        match check_links(snap, in_pack, &entry.oid, kind, data) {
-            Ok(Some(links)) => {
-                if let Ok(mut c) = commits.lock() {
-                    c.insert(entry.oid, links);
-                }
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(e) => {
-                if let Ok(mut f) = failure.lock() {
-                    f.get_or_insert(e);
-                }
-                Err(gix_error::message("a pushed object failed its checks").raise())
-            }
-        }
-    };
-    let traversed = bundle.index.traverse(
-        &bundle.pack,
-        &mut gix_utils::progress::Discard,
-        &interrupt,
-        processor,
-        gix_pack::index::traverse::Options {
-            traversal: gix_pack::index::traverse::Algorithm::DeltaTreeLookup,
-            thread_limit: None,
-            // index-pack has just verified every object's hash and the pack's checksum.
-            check: gix_pack::index::traverse::SafetyCheck::SkipFileAndObjectChecksumVerification,
-            alloc_limit_bytes: Some(super::odb::MAX_OBJECT_BYTES),
-            make_pack_lookup_cache: || gix_pack::cache::Never,
-        },
-    );
-    if let Some(e) = failure.lock().ok().and_then(|mut f| f.take()) {
-        return Err(e);
-    }
-    traversed.map_err(|e| bad_pack(&with_causes(&e)))?;
-    commits
-        .into_inner()
-        .map_err(|_| Error::internal("the commit list lock was poisoned"))
-}
-
-/// Parses an object strictly and checks that everything it names exists (in the pack or the
-/// repository): with the repository closed under links, so is the repository plus the pack.
-/// Returns a commit's links.
-fn check_links(
-    snap: &Snapshot,
-    in_pack: &HashSet<ObjectId>,
-    id: &ObjectId,
-    kind: Kind,
-    data: &[u8],
-) -> Result<Option<CommitLinks>> {
-    let exists = |target: &ObjectId| in_pack.contains(target) || snap.odb.has(target);
-    let missing = |target: &ObjectId| {
-        bad_pack(&format!(
-            "{kind} {id} names {target}, which is neither in the pack nor in the repository"
-        ))
-    };
-    let sha1 = gix_hash::Kind::Sha1;
-    match kind {
-        Kind::Commit => {
-            let c = gix_object::CommitRef::from_bytes(data, sha1)
-                .map_err(|e| bad_pack(&format!("commit {id} is malformed: {e}")))?;
-            let tree = c.tree();
-            if !exists(&tree) {
-                return Err(missing(&tree));
-            }
-            let parents: Vec<ObjectId> = c.parents().collect();
-            if let Some(p) = parents.iter().find(|p| !exists(p)) {
-                return Err(missing(p));
-            }
-            let time = c.time().map_or(0, |t| t.seconds);
-            return Ok(Some(CommitLinks { time, parents }));
-        }
-        Kind::Tree => {
-            for entry in gix_object::TreeRefIter::from_bytes(data, sha1) {
-                let entry = entry.map_err(|e| bad_pack(&format!("tree {id} is malformed: {e}")))?;
-                let target = entry.oid.to_owned();
-                if !entry.mode.is_commit() && !exists(&target) {
-                    return Err(missing(&target));
-                }
-            }
-        }
-        Kind::Tag => {
-            let t = gix_object::TagRef::from_bytes(data, sha1)
-                .map_err(|e| bad_pack(&format!("tag {id} is malformed: {e}")))?;
-            let target = t.target();
-            if !exists(&target) {
-                return Err(missing(&target));
-            }
-        }
-        Kind::Blob => {}
-    }
-    Ok(None)
 }
 
 /// Every new ref value must exist after the push, and a branch must name a commit: git's
@@ -597,7 +437,7 @@ impl History<'_> {
 
 /// An error and its causes on one line (gix's messages name the step; the cause says why,
 /// e.g. the client went away or the push passed a limit).
-fn with_causes(error: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(c) = cause {
@@ -611,6 +451,6 @@ fn with_causes(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn bad_pack(what: &str) -> Error {
+pub(crate) fn bad_pack(what: &str) -> Error {
     Error::aws(ErrorKind::InvalidArgument, "GitPackError", what.to_owned())
 }

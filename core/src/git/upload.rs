@@ -390,7 +390,7 @@ fn check_wants(snap: &Snapshot, wants: &[ObjectId]) -> Result<()> {
         return Ok(());
     }
     let heads: Vec<ObjectId> = tips.iter().copied().collect();
-    let commits = walk::ancestors(&snap.odb, &heads, &HashSet::new())?;
+    let commits = walk::ancestors(&snap.odb, &heads, &gix_hashtable::HashSet::default())?;
     pending.retain(|w| !commits.contains(w));
     for (_, id) in &snap.refs {
         let (_, _, chain) = walk::peel(&snap.odb, id)?;

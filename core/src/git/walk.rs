@@ -3,7 +3,9 @@
 //! boundary commits already hold, minus what the filter leaves out), and tags that point into
 //! the result (include-tag).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use gix_hashtable::{HashMap, HashSet};
 
 use gix_hash::ObjectId;
 use gix_object::Kind;
@@ -146,19 +148,20 @@ pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
         }
     }
     let client_shallow: HashSet<ObjectId> = req.client_shallow.iter().copied().collect();
-    let not_reachable = ancestors(odb, &req.depth.not, &HashSet::new())?;
+    let not_reachable = ancestors(odb, &req.depth.not, &HashSet::default())?;
     // What the client has: everything reachable from its common commits, but not past its own
     // shallow boundary (it lacks the parents there).
     let have = ancestors(odb, req.common, &client_shallow)?;
 
-    let mut sent: HashSet<ObjectId> = HashSet::new();
+    let mut sent: HashSet<ObjectId> = HashSet::default();
     let mut out = Selection::default();
-    let mut commits: Vec<ObjectId> = Vec::new();
     let mut edges: Vec<ObjectId> = Vec::new();
     // Breadth-first from the wants, with each commit's distance from the nearest start.
     let mut queue: VecDeque<(ObjectId, u32)> = VecDeque::new();
-    let mut depth_of: HashMap<ObjectId, u32> = HashMap::new();
-    let mut roots = start_points(odb, req, &mut sent, &mut out.objects)?;
+    let mut depth_of: HashMap<ObjectId, u32> = HashMap::default();
+    // Root trees to walk: wanted trees, then those of the commits sent.
+    let mut trees: Vec<ObjectId> = Vec::new();
+    let mut roots = start_points(odb, req, &mut sent, &mut out.objects, &mut trees)?;
     // deepen-relative (git's `deepen()`): the new boundary lies N commits below the client's
     // shallow commits, whatever it has above them, so it is known before any "have" (v0 sends
     // it first). The client's shallow commits are walked again from there.
@@ -185,7 +188,7 @@ pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
         if have.contains(&root) && !req.depth.is_set() {
             continue;
         }
-        if let std::collections::hash_map::Entry::Vacant(e) = depth_of.entry(root) {
+        if let gix_hashtable::hash_map::Entry::Vacant(e) = depth_of.entry(root) {
             e.insert(1);
             queue.push_back((root, 1));
         }
@@ -199,7 +202,7 @@ pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
         if have.contains(&id) {
             edges.push(id);
         } else {
-            commits.push(id);
+            trees.push(info.tree);
             out.objects.push(id);
         }
         let mut cut = match &boundary {
@@ -225,7 +228,7 @@ pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
                     // would make a broken pack.
                     return Err(corrupt(&format!("parent {parent} of {id} is missing")));
                 }
-                if let std::collections::hash_map::Entry::Vacant(e) = depth_of.entry(*parent) {
+                if let gix_hashtable::hash_map::Entry::Vacant(e) = depth_of.entry(*parent) {
                     e.insert(depth + 1);
                     queue.push_back((*parent, depth + 1));
                 }
@@ -241,15 +244,15 @@ pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
             }
         }
     }
-    add_trees_and_tags(odb, req, &commits, &edges, &mut sent, &mut out.objects)?;
+    add_trees_and_tags(odb, req, &trees, &edges, &mut sent, &mut out.objects)?;
     Ok(out)
 }
 
 /// The commits `n` below the client's shallow commits that have parents: the boundary a
 /// relative deepening moves to.
 fn relative_boundary(odb: &Odb, shallow: &[ObjectId], n: u32) -> Result<HashSet<ObjectId>> {
-    let mut boundary = HashSet::new();
-    let mut seen: HashSet<ObjectId> = HashSet::new();
+    let mut boundary = HashSet::default();
+    let mut seen: HashSet<ObjectId> = HashSet::default();
     let mut queue: VecDeque<(ObjectId, u32)> = shallow
         .iter()
         .filter(|s| odb.has(s))
@@ -278,6 +281,7 @@ fn start_points(
     req: &Wanted<'_>,
     sent: &mut HashSet<ObjectId>,
     objects: &mut Vec<ObjectId>,
+    trees: &mut Vec<ObjectId>,
 ) -> Result<Vec<ObjectId>> {
     let mut roots = Vec::new();
     for want in req.wants {
@@ -289,7 +293,7 @@ fn start_points(
         }
         match kind {
             Kind::Commit => roots.push(target),
-            Kind::Tree => add_tree(odb, &target, req.filter, sent, objects)?,
+            Kind::Tree => trees.push(target),
             Kind::Blob => {
                 if sent.insert(target) {
                     objects.push(target);
@@ -301,29 +305,28 @@ fn start_points(
     Ok(roots)
 }
 
-/// Adds the trees and blobs of `commits` (minus what the client has through `edges` and its
+/// Adds the trees and blobs under `trees` (minus what the client has through `edges` and its
 /// common commits, minus what the filter leaves out) and, for include-tag, annotated tags
 /// pointing into what is sent.
 fn add_trees_and_tags(
     odb: &Odb,
     req: &Wanted<'_>,
-    commits: &[ObjectId],
+    trees: &[ObjectId],
     edges: &[ObjectId],
     sent: &mut HashSet<ObjectId>,
     objects: &mut Vec<ObjectId>,
 ) -> Result<()> {
-    let mut known: HashSet<ObjectId> = HashSet::new();
+    let mut known: HashSet<ObjectId> = HashSet::default();
     for edge in edges.iter().chain(req.common) {
         if let Ok(info) = commit(odb, edge) {
             collect_tree(odb, &info.tree, &mut known)?;
         }
     }
-    for id in commits {
-        let info = commit(odb, id)?;
-        if !known.contains(&info.tree) {
-            add_tree_except(odb, &info.tree, req.filter, &known, sent, objects)?;
-        }
-    }
+    let already = &*sent;
+    let skip = |id: &ObjectId| known.contains(id) || already.contains(id);
+    let under = super::tree_walk::objects_under(odb, trees, req.filter, &skip)?;
+    sent.extend(under.iter().copied());
+    objects.extend(under);
     for (tag, target) in &req.tags {
         if sent.contains(target) && !sent.contains(tag) && !known.contains(tag) {
             let (_, _, chain) = peel(odb, tag)?;
@@ -343,7 +346,7 @@ pub(crate) fn ancestors(
     starts: &[ObjectId],
     stop: &HashSet<ObjectId>,
 ) -> Result<HashSet<ObjectId>> {
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     let mut queue: Vec<ObjectId> = Vec::new();
     for s in starts {
         let (target, kind, _) = peel(odb, s)?;
@@ -382,61 +385,6 @@ fn collect_tree(odb: &Odb, tree: &ObjectId, into: &mut HashSet<ObjectId>) -> Res
         }
     }
     Ok(())
-}
-
-fn add_tree(
-    odb: &Odb,
-    tree: &ObjectId,
-    filter: Option<Filter>,
-    sent: &mut HashSet<ObjectId>,
-    out: &mut Vec<ObjectId>,
-) -> Result<()> {
-    add_tree_except(odb, tree, filter, &HashSet::new(), sent, out)
-}
-
-/// Adds `tree` and everything under it that is not `known` or already `sent`, blobs filtered.
-fn add_tree_except(
-    odb: &Odb,
-    tree: &ObjectId,
-    filter: Option<Filter>,
-    known: &HashSet<ObjectId>,
-    sent: &mut HashSet<ObjectId>,
-    out: &mut Vec<ObjectId>,
-) -> Result<()> {
-    let mut stack = vec![*tree];
-    while let Some(id) = stack.pop() {
-        if known.contains(&id) || !sent.insert(id) {
-            continue;
-        }
-        out.push(id);
-        let (kind, data) = odb.get(&id)?;
-        if kind != Kind::Tree {
-            return Err(corrupt(&format!("{id} is a {kind}, not a tree")));
-        }
-        for entry in gix_object::TreeRefIter::from_bytes(&data, SHA1) {
-            let entry = entry.map_err(|e| corrupt(&format!("tree {id} does not parse: {e}")))?;
-            let child = entry.oid.to_owned();
-            if entry.mode.is_tree() {
-                stack.push(child);
-            } else if entry.mode.is_commit() || known.contains(&child) || sent.contains(&child) {
-                // Submodule commits live in another repository.
-            } else if blob_passes(odb, &child, filter)? {
-                sent.insert(child);
-                out.push(child);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn blob_passes(odb: &Odb, id: &ObjectId, filter: Option<Filter>) -> Result<bool> {
-    match filter {
-        None => Ok(true),
-        Some(Filter::NoBlobs) => Ok(false),
-        Some(Filter::BlobLimit(limit)) => {
-            Ok(odb.header(id)?.is_some_and(|(_, size)| size <= limit))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
 //! Git HTTPS credentials (IAM service-specific credentials for `codecommit.amazonaws.com`):
 //! a generated user name and password, the password shown once and stored only as a salted
-//! PBKDF2-HMAC-SHA256 hash, compared in constant time.
+//! HMAC-SHA256, compared in constant time.
+//!
+//! The password is 240 random bits, not something a person chose: no amount of key stretching
+//! makes that harder to guess, while PBKDF2 made every git request (a clone is two or three)
+//! pay tens of milliseconds. Records written before this carry no `scheme` and are still
+//! verified with PBKDF2.
 
 use std::num::NonZeroU32;
 
@@ -21,9 +26,10 @@ use crate::store::{Key, Txn};
 /// The only service IAM issues these credentials for here.
 const SERVICE: &str = "codecommit.amazonaws.com";
 const MAX_PER_USER: usize = 2;
-/// PBKDF2 rounds: slow enough to make a stolen hash expensive to attack, fast enough for a git
-/// request to verify (a few tens of milliseconds).
-const ITERATIONS: u32 = 100_000;
+/// PBKDF2 rounds of records written without a scheme.
+const LEGACY_ITERATIONS: u32 = 100_000;
+/// The scheme of records written now: HMAC-SHA256 keyed by the salt.
+const HMAC_SCHEME: &str = "hmac-sha256";
 
 /// A stored credential.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +42,9 @@ pub(crate) struct GitCredentialRecord {
     create_date: i64,
     salt: String,
     hash: String,
+    /// How `hash` was made: [`HMAC_SCHEME`], or PBKDF2 when absent (older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scheme: Option<String>,
 }
 
 impl GitCredentialRecord {
@@ -55,19 +64,24 @@ impl GitCredentialRecord {
         let (Ok(salt), Ok(hash)) = (B64.decode(&self.salt), B64.decode(&self.hash)) else {
             return false;
         };
-        pbkdf2::verify(
-            pbkdf2::PBKDF2_HMAC_SHA256,
-            iterations(),
-            &salt,
-            password.as_bytes(),
-            &hash,
-        )
-        .is_ok()
+        match self.scheme.as_deref() {
+            Some(HMAC_SCHEME) => ring::hmac::verify(
+                &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &salt),
+                password.as_bytes(),
+                &hash,
+            )
+            .is_ok(),
+            Some(_) => false,
+            None => pbkdf2::verify(
+                pbkdf2::PBKDF2_HMAC_SHA256,
+                NonZeroU32::new(LEGACY_ITERATIONS).unwrap_or(NonZeroU32::MIN),
+                &salt,
+                password.as_bytes(),
+                &hash,
+            )
+            .is_ok(),
+        }
     }
-}
-
-fn iterations() -> NonZeroU32 {
-    NonZeroU32::new(ITERATIONS).unwrap_or(NonZeroU32::MIN)
 }
 
 fn by_service_user(name: &str) -> Key {
@@ -78,22 +92,18 @@ fn record_key(account: &str, user: &str, id: &str) -> Key {
     key(account, &["user-credential", &lower(user), id])
 }
 
-/// A new password and its (salt, hash), both base64.
+/// A new password and its (salt, hash), both base64, hashed with [`HMAC_SCHEME`].
 fn new_password() -> Result<(Zeroizing<String>, String, String)> {
     let mut raw = Zeroizing::new([0u8; 30]);
     crate::id::fill_secret(&mut raw[..])?;
     let password = Zeroizing::new(B64.encode(&raw[..]));
     let mut salt = [0u8; 16];
     crate::id::fill_secret(&mut salt)?;
-    let mut hash = [0u8; 32];
-    pbkdf2::derive(
-        pbkdf2::PBKDF2_HMAC_SHA256,
-        iterations(),
-        &salt,
+    let hash = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &salt),
         password.as_bytes(),
-        &mut hash,
     );
-    Ok((password, B64.encode(salt), B64.encode(hash)))
+    Ok((password, B64.encode(salt), B64.encode(hash.as_ref())))
 }
 
 /// Authenticates a git HTTPS user name and password to `(account, IAM user name)`.
@@ -174,6 +184,7 @@ pub(crate) fn create_service_specific_credential(
         create_date: ctx.now(),
         salt,
         hash,
+        scheme: Some(HMAC_SCHEME.to_owned()),
     };
     ctx.txn
         .put_json(&record_key(&account, &user.name, &record.id), &record)?;
@@ -197,6 +208,7 @@ pub(crate) fn reset_service_specific_credential(
     let (password, salt, hash) = new_password()?;
     record.salt = salt;
     record.hash = hash;
+    record.scheme = Some(HMAC_SCHEME.to_owned());
     ctx.txn
         .put_json(&record_key(&record.account, &record.user, id), &record)?;
     let mut out = record.metadata();
@@ -280,10 +292,8 @@ pub(crate) fn rename_owner(
 mod tests {
     use super::*;
 
-    #[test]
-    fn passwords_verify_only_themselves() {
-        let (password, salt, hash) = new_password().unwrap();
-        let record = GitCredentialRecord {
+    fn record(salt: String, hash: String, scheme: Option<&str>) -> GitCredentialRecord {
+        GitCredentialRecord {
             id: "ACCA".into(),
             account: "111122223333".into(),
             user: "alice".into(),
@@ -292,9 +302,43 @@ mod tests {
             create_date: 0,
             salt,
             hash,
-        };
+            scheme: scheme.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn passwords_verify_only_themselves() {
+        let (password, salt, hash) = new_password().unwrap();
+        let record = record(salt, hash, Some(HMAC_SCHEME));
         assert!(record.verify(&password));
         assert!(!record.verify("not it"));
         assert!(!record.hash.contains(password.as_str()));
+        let unknown = GitCredentialRecord {
+            scheme: Some("md5".into()),
+            ..record
+        };
+        assert!(
+            !unknown.verify(&password),
+            "an unknown scheme verifies nothing"
+        );
+    }
+
+    #[test]
+    fn records_without_a_scheme_are_pbkdf2() {
+        let salt = [7u8; 16];
+        let mut hash = [0u8; 32];
+        pbkdf2::derive(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            NonZeroU32::new(LEGACY_ITERATIONS).unwrap(),
+            &salt,
+            b"old password",
+            &mut hash,
+        );
+        let stored =
+            serde_json::to_value(record(B64.encode(salt), B64.encode(hash), None)).unwrap();
+        assert!(stored.get("scheme").is_none());
+        let legacy: GitCredentialRecord = serde_json::from_value(stored).unwrap();
+        assert!(legacy.verify("old password"));
+        assert!(!legacy.verify("new password"));
     }
 }

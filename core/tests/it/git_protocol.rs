@@ -330,23 +330,117 @@ fn an_sts_session_pushes_and_https_serves_git() {
     assert!(!out.status.success());
 }
 
-/// A pack of `main`'s objects, made by git.
+/// A pack of `main`'s objects, made by git. Without `--delta-base-offset`, git writes every
+/// delta as a `REF_DELTA` naming its base by id.
 fn pack_of(dir: &Path) -> Vec<u8> {
-    let objects = Command::new("git")
-        .current_dir(dir)
-        .args(["rev-list", "--objects", "main"])
-        .output()
-        .unwrap()
-        .stdout;
+    pack_revs(dir, &[], "main\n")
+}
+
+/// `git pack-objects --revs` of the revisions on `stdin` (e.g. `"tip\n^base\n"`).
+fn pack_revs(dir: &Path, extra: &[&str], stdin: &str) -> Vec<u8> {
     let mut child = Command::new("git")
         .current_dir(dir)
-        .args(["pack-objects", "--stdout", "-q"])
+        .args(["pack-objects", "--stdout", "-q", "--revs"])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(&objects).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap().stdout
+}
+
+/// How many entries of `pack` git reports as deltas (`git verify-pack -v`).
+fn delta_entries(dir: &Path, pack: &[u8]) -> usize {
+    let path = dir.join("probe.pack");
+    std::fs::write(&path, pack).unwrap();
+    let indexed = Command::new("git")
+        .current_dir(dir)
+        .args(["index-pack", "probe.pack"])
+        .output()
+        .unwrap();
+    assert!(indexed.status.success(), "{indexed:?}");
+    let verified = Command::new("git")
+        .current_dir(dir)
+        .args(["verify-pack", "-v", "probe.idx"])
+        .output()
+        .unwrap();
+    for leftover in ["probe.pack", "probe.idx"] {
+        std::fs::remove_file(dir.join(leftover)).unwrap();
+    }
+    // A delta's line has two more fields than a whole object's: depth and base id.
+    String::from_utf8(verified.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.split_whitespace().count() == 7)
+        .count()
+}
+
+#[test]
+fn in_pack_ref_deltas_are_taken_and_a_missing_thin_base_is_refused() {
+    let f = Fixture::new(&allow_all());
+    let local = f.local_repo("origin");
+    let text: String = (0..2000)
+        .map(|i| format!("line {i} of a long file\n"))
+        .collect();
+    commit_file(&f, &local, "long.txt", &text, "long");
+    commit_file(
+        &f,
+        &local,
+        "long.txt",
+        &format!("{text}one more\n"),
+        "longer",
+    );
+    let head = f.git_ok(&local, &["rev-parse", "main"]).trim().to_owned();
+    let pack = pack_of(&local);
+    assert!(delta_entries(&local, &pack) > 0, "git wrote REF_DELTAs");
+    let zero = "0".repeat(40);
+    let mut body = pkt(&format!("{zero} {head} refs/heads/main\0report-status\n"));
+    body.extend_from_slice(b"0000");
+    body.extend_from_slice(&pack);
+    let response = raw_push(&f, &body, body.len());
+    assert!(response.contains("unpack ok"), "{response}");
+    assert!(response.contains("ok refs/heads/main"), "{response}");
+    let copy = f.work.join("copy");
+    f.git_ok(
+        &f.work,
+        &["clone", "-q", &f.url("web"), copy.to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read_to_string(copy.join("long.txt")).unwrap(),
+        format!("{text}one more\n")
+    );
+    f.git_ok(&copy, &["fsck", "--strict"]);
+
+    // A thin pack whose delta base the repository has never seen.
+    f.git_ok(&local, &["checkout", "-q", "-b", "unpushed"]);
+    let other: String = (0..2000).map(|i| format!("row {i} elsewhere\n")).collect();
+    commit_file(&f, &local, "other.txt", &other, "base, never pushed");
+    commit_file(&f, &local, "other.txt", &format!("{other}tail\n"), "on top");
+    let tip = f
+        .git_ok(&local, &["rev-parse", "unpushed"])
+        .trim()
+        .to_owned();
+    let thin = pack_revs(&local, &["--thin"], "unpushed\n^unpushed~1\n");
+    let mut body = pkt(&format!("{zero} {tip} refs/heads/thin\0report-status\n"));
+    body.extend_from_slice(b"0000");
+    body.extend_from_slice(&thin);
+    let response = raw_push(&f, &body, body.len());
+    assert!(!response.contains("unpack ok"), "{response}");
+    assert!(response.contains("ng refs/heads/thin"), "{response}");
+    let base = f.git_ok(&local, &["rev-parse", "unpushed~1:other.txt"]);
+    assert!(
+        response.contains(base.trim()),
+        "the error names the base: {response}"
+    );
+    let remote = f.git_ok(&local, &["ls-remote", &f.url("web")]);
+    assert!(!remote.contains("refs/heads/thin"), "{remote}");
+    assert!(remote.contains(&head), "{remote}");
 }
 
 fn pkt(text: &str) -> Vec<u8> {
