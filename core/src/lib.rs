@@ -30,6 +30,7 @@ mod codecommit;
 #[cfg(feature = "crypto")]
 pub mod crypto;
 mod error;
+pub mod events;
 #[cfg(feature = "git")]
 mod git;
 mod iam;

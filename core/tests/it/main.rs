@@ -17,6 +17,7 @@ mod codecommit_content;
 mod credentials;
 mod dispatch;
 mod envelope;
+mod event_patterns;
 #[cfg(feature = "server")]
 mod git_http;
 #[cfg(feature = "server")]

@@ -1,0 +1,393 @@
+//! Many patterns compiled into one matcher: every condition of every rule is indexed under
+//! its field path by what it tests (hash tables for exact values and for each prefix or
+//! suffix length in use; a short scan for numeric ranges, cidr, wildcard and anything-but).
+//! An event is read once, only along the paths some rule names; each leaf value looks up the
+//! conditions it satisfies, and a rule alternative whose required conditions are all hit is
+//! confirmed (`exists: false`, and the same-element rule for arrays of objects). No rule's
+//! pattern is walked unless the index says it may match.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::event::{Flat, Found, Paths, consistent};
+use super::{Leaf, Literal, Pattern, Test};
+
+/// A compiled set of rules. Rules are identified by a key the caller chooses.
+#[derive(Debug, Default, Clone)]
+pub struct Matcher {
+    paths: Paths,
+    conditions: Vec<Cond>,
+    alternatives: Vec<Alt>,
+    /// Per path id.
+    index: Vec<PathIndex>,
+    /// Alternatives with no required condition (only `exists: false`-like ones): checked for
+    /// every event.
+    always: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Cond {
+    alternative: usize,
+    path: usize,
+    tests: Vec<Test>,
+    /// Also holds when the field is absent.
+    absent_ok: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Alt {
+    rule: u64,
+    /// Condition ids, required ones first.
+    conditions: Vec<usize>,
+    required: u32,
+}
+
+/// Conditions indexed by what they test, for one path.
+#[derive(Debug, Default, Clone)]
+struct PathIndex {
+    strings: HashMap<String, Vec<usize>>,
+    /// Keyed by the bits of the number (with -0 folded into 0).
+    numbers: HashMap<u64, Vec<usize>>,
+    trues: Vec<usize>,
+    falses: Vec<usize>,
+    nulls: Vec<usize>,
+    prefixes: Affixes,
+    suffixes: Affixes,
+    folded_prefixes: Affixes,
+    folded_suffixes: Affixes,
+    folded: HashMap<String, Vec<usize>>,
+    /// Tests checked one by one: numeric, cidr, wildcard, anything-but, exists.
+    scanned: Vec<(Test, usize)>,
+}
+
+/// Prefixes (or suffixes) by text, and the lengths in use, so a value is looked up once per
+/// length rather than once per character.
+#[derive(Debug, Default, Clone)]
+struct Affixes {
+    by_text: HashMap<String, Vec<usize>>,
+    lengths: Vec<usize>,
+}
+
+impl Affixes {
+    fn add(&mut self, text: &str, condition: usize) {
+        self.by_text
+            .entry(text.to_owned())
+            .or_default()
+            .push(condition);
+        if let Err(at) = self.lengths.binary_search(&text.len()) {
+            self.lengths.insert(at, text.len());
+        }
+    }
+
+    fn hits(&self, value: &str, suffix: bool, hit: &mut impl FnMut(usize)) {
+        for &len in &self.lengths {
+            if len > value.len() {
+                break;
+            }
+            let part = if suffix {
+                value.get(value.len() - len..)
+            } else {
+                value.get(..len)
+            };
+            if let Some(list) = part.and_then(|p| self.by_text.get(p)) {
+                list.iter().copied().for_each(&mut *hit);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lengths.is_empty()
+    }
+}
+
+fn number_key(n: f64) -> u64 {
+    if n == 0.0 { 0 } else { n.to_bits() }
+}
+
+impl PathIndex {
+    fn add(&mut self, test: &Test, condition: usize) {
+        match test {
+            Test::Exact(Literal::Str(s)) => {
+                self.strings.entry(s.clone()).or_default().push(condition);
+            }
+            Test::Exact(Literal::Num(n)) => self
+                .numbers
+                .entry(number_key(*n))
+                .or_default()
+                .push(condition),
+            Test::Exact(Literal::Bool(true)) => self.trues.push(condition),
+            Test::Exact(Literal::Bool(false)) => self.falses.push(condition),
+            Test::Exact(Literal::Null) => self.nulls.push(condition),
+            Test::Prefix(p) => self.prefixes.add(p, condition),
+            Test::Suffix(p) => self.suffixes.add(p, condition),
+            Test::PrefixIgnoreCase(p) => self.folded_prefixes.add(p, condition),
+            Test::SuffixIgnoreCase(p) => self.folded_suffixes.add(p, condition),
+            Test::EqualsIgnoreCase(p) => self.folded.entry(p.clone()).or_default().push(condition),
+            // Absence is not a value: `exists: false` is confirmed after the lookups.
+            Test::Exists(false) => {}
+            other => self.scanned.push((other.clone(), condition)),
+        }
+    }
+
+    /// Calls `hit` with every condition `leaf` satisfies (possibly more than once).
+    fn hits(&self, leaf: Leaf<'_>, hit: &mut impl FnMut(usize)) {
+        match leaf {
+            Leaf::Str(s) => {
+                if let Some(list) = self.strings.get(s) {
+                    list.iter().copied().for_each(&mut *hit);
+                }
+                self.prefixes.hits(s, false, hit);
+                self.suffixes.hits(s, true, hit);
+                if !(self.folded.is_empty()
+                    && self.folded_prefixes.is_empty()
+                    && self.folded_suffixes.is_empty())
+                {
+                    let lower = s.to_lowercase();
+                    if let Some(list) = self.folded.get(&lower) {
+                        list.iter().copied().for_each(&mut *hit);
+                    }
+                    self.folded_prefixes.hits(&lower, false, hit);
+                    self.folded_suffixes.hits(&lower, true, hit);
+                }
+            }
+            Leaf::Num(n) => {
+                if let Some(list) = self.numbers.get(&number_key(n)) {
+                    list.iter().copied().for_each(&mut *hit);
+                }
+            }
+            Leaf::Bool(true) => self.trues.iter().copied().for_each(&mut *hit),
+            Leaf::Bool(false) => self.falses.iter().copied().for_each(&mut *hit),
+            Leaf::Null => self.nulls.iter().copied().for_each(&mut *hit),
+        }
+        for (test, condition) in &self.scanned {
+            if test.accepts(leaf) {
+                hit(*condition);
+            }
+        }
+    }
+}
+
+/// Per-call working state, reusable across events of one matcher.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    epoch: u32,
+    condition_seen: Vec<u32>,
+    alternative_seen: Vec<u32>,
+    alternative_hits: Vec<u32>,
+    path_seen: Vec<u32>,
+    touched: Vec<usize>,
+}
+
+impl Scratch {
+    fn start(&mut self, matcher: &Matcher) {
+        let sizes = (
+            matcher.conditions.len(),
+            matcher.alternatives.len(),
+            matcher.index.len(),
+        );
+        if self.condition_seen.len() != sizes.0
+            || self.alternative_seen.len() != sizes.1
+            || self.path_seen.len() != sizes.2
+            || self.epoch == u32::MAX
+        {
+            self.condition_seen = vec![0; sizes.0];
+            self.alternative_seen = vec![0; sizes.1];
+            self.alternative_hits = vec![0; sizes.1];
+            self.path_seen = vec![0; sizes.2];
+            self.epoch = 0;
+        }
+        self.epoch += 1;
+        self.touched.clear();
+    }
+}
+
+impl Matcher {
+    /// An empty matcher.
+    #[must_use]
+    pub fn new() -> Self {
+        Matcher::default()
+    }
+
+    /// Adds a rule under `rule`. A key may be used twice; it then matches when either does.
+    pub fn insert(&mut self, rule: u64, pattern: &Pattern) {
+        for conditions in &pattern.alternatives {
+            let alternative = self.alternatives.len();
+            let mut ids: Vec<usize> = Vec::with_capacity(conditions.len());
+            for condition in conditions {
+                let path = self.paths.id(&condition.path);
+                if self.index.len() < self.paths.len() {
+                    self.index.resize_with(self.paths.len(), PathIndex::default);
+                }
+                let id = self.conditions.len();
+                if let Some(index) = self.index.get_mut(path) {
+                    for test in &condition.tests {
+                        index.add(test, id);
+                    }
+                }
+                self.conditions.push(Cond {
+                    alternative,
+                    path,
+                    tests: condition.tests.clone(),
+                    absent_ok: condition.holds_when_absent(),
+                });
+                ids.push(id);
+            }
+            ids.sort_by_key(|id| self.conditions.get(*id).is_some_and(|c| c.absent_ok));
+            let required = ids
+                .iter()
+                .filter(|id| self.conditions.get(**id).is_some_and(|c| !c.absent_ok))
+                .count();
+            if required == 0 {
+                self.always.push(alternative);
+            }
+            self.alternatives.push(Alt {
+                rule,
+                conditions: ids,
+                required: u32::try_from(required).unwrap_or(u32::MAX),
+            });
+        }
+    }
+
+    /// How many rule alternatives the matcher holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.alternatives.len()
+    }
+
+    /// True when no rule was added.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.alternatives.is_empty()
+    }
+
+    /// The keys of the rules `event` matches, each once, in no particular order.
+    #[must_use]
+    pub fn matching(&self, event: &Value) -> Vec<u64> {
+        let mut scratch = Scratch::default();
+        let mut out = Vec::new();
+        self.matching_with(event, &mut scratch, &mut out);
+        out
+    }
+
+    /// [`Matcher::matching`] into `out` (cleared first), reusing `scratch` between events.
+    pub fn matching_with(&self, event: &Value, scratch: &mut Scratch, out: &mut Vec<u64>) {
+        out.clear();
+        scratch.start(self);
+        let epoch = scratch.epoch;
+        let mut flat = Flat::default();
+        flat.read(&self.paths, event);
+        for found in &flat.found {
+            if let Some(seen) = scratch.path_seen.get_mut(found.path) {
+                *seen = epoch;
+            }
+            let Some(index) = self.index.get(found.path) else {
+                continue;
+            };
+            index.hits(found.leaf, &mut |condition| {
+                self.count_hit(condition, scratch);
+            });
+        }
+        let candidates = scratch
+            .touched
+            .iter()
+            .copied()
+            .filter(|alt| {
+                self.alternatives.get(*alt).map(|a| a.required)
+                    == scratch.alternative_hits.get(*alt).copied()
+            })
+            .chain(self.always.iter().copied());
+        let mut confirmed: Vec<u64> = Vec::new();
+        for alt in candidates {
+            let Some(alternative) = self.alternatives.get(alt) else {
+                continue;
+            };
+            if !confirmed.contains(&alternative.rule) && self.confirm(alternative, &flat, scratch) {
+                confirmed.push(alternative.rule);
+            }
+        }
+        out.extend(confirmed);
+    }
+
+    fn count_hit(&self, condition: usize, scratch: &mut Scratch) {
+        let epoch = scratch.epoch;
+        let Some(seen) = scratch.condition_seen.get_mut(condition) else {
+            return;
+        };
+        if *seen == epoch {
+            return;
+        }
+        *seen = epoch;
+        let Some(cond) = self.conditions.get(condition) else {
+            return;
+        };
+        if cond.absent_ok {
+            return;
+        }
+        let alt = cond.alternative;
+        if let (Some(seen), Some(hits)) = (
+            scratch.alternative_seen.get_mut(alt),
+            scratch.alternative_hits.get_mut(alt),
+        ) {
+            if *seen != epoch {
+                *seen = epoch;
+                *hits = 0;
+                scratch.touched.push(alt);
+            }
+            *hits += 1;
+        }
+    }
+
+    /// Checks an alternative whose required conditions were all hit: conditions that hold
+    /// when absent, and (when arrays of objects are involved) one element per match.
+    fn confirm(&self, alternative: &Alt, flat: &Flat<'_>, scratch: &Scratch) -> bool {
+        if !flat.has_elements() {
+            return alternative.conditions.iter().all(|id| {
+                let Some(cond) = self.conditions.get(*id) else {
+                    return false;
+                };
+                !cond.absent_ok
+                    || scratch.condition_seen.get(*id) == Some(&scratch.epoch)
+                    || scratch.path_seen.get(cond.path) != Some(&scratch.epoch)
+            });
+        }
+        let mut chosen: Vec<&[(u32, u32)]> = Vec::new();
+        self.search(&alternative.conditions, flat, &mut chosen)
+    }
+
+    /// Picks, condition by condition, a leaf consistent with those picked so far.
+    fn search<'f>(
+        &self,
+        conditions: &[usize],
+        flat: &'f Flat<'_>,
+        chosen: &mut Vec<&'f [(u32, u32)]>,
+    ) -> bool {
+        let Some((first, rest)) = conditions.split_first() else {
+            return true;
+        };
+        let Some(cond) = self.conditions.get(*first) else {
+            return false;
+        };
+        let mut present = false;
+        for found in flat
+            .found
+            .iter()
+            .filter(|f: &&Found<'_>| f.path == cond.path)
+        {
+            let elements = flat.elements_of(found);
+            if !chosen.iter().all(|c| consistent(c, elements)) {
+                continue;
+            }
+            present = true;
+            if cond.tests.iter().any(|t| t.accepts(found.leaf)) {
+                chosen.push(elements);
+                let ok = self.search(rest, flat, chosen);
+                chosen.pop();
+                if ok {
+                    return true;
+                }
+            }
+        }
+        cond.absent_ok && !present && self.search(rest, flat, chosen)
+    }
+}
