@@ -32,8 +32,9 @@ pub(crate) struct Operation {
 
 /// Every registered operation.
 pub(crate) fn operations() -> impl Iterator<Item = &'static Operation> {
-    let tables: [&'static [Operation]; 8] = [
+    let tables: [&'static [Operation]; 9] = [
         crate::keep::ORGANIZATION_OPERATIONS,
+        crate::events::EVENTS_OPERATIONS,
         #[cfg(feature = "git")]
         crate::codecommit::CODECOMMIT_OPERATIONS,
         #[cfg(not(feature = "git"))]

@@ -1,4 +1,89 @@
-//! Events: EventBridge's pattern language ([`pattern`]), and (to come) rules, targets and
-//! the dispatcher that drains the outbox.
+//! Events: EventBridge's pattern language ([`pattern`]) and the `events` service on the
+//! default bus (rules, targets, PutEvents, TestEventPattern). Delivery to targets is the
+//! dispatcher's job (see the issue note: not there yet).
 
 pub mod pattern;
+mod put_events;
+mod rules;
+mod targets;
+mod transform;
+
+use serde_json::Value;
+
+use crate::api::{Operation, optional_str};
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{Key, Txn};
+
+macro_rules! events_op {
+    ($name:literal, $handler:expr, read_only = $ro:expr) => {
+        Operation {
+            service: "events",
+            iam_prefix: "events",
+            event_source: "events.amazonaws.com",
+            name: $name,
+            read_only: $ro,
+            blob_members: &[],
+            secret_members: &[],
+            resources: &[
+                "arn:aws:events:*:*:rule/*",
+                "arn:aws:events:*:*:event-bus/*",
+                "*",
+            ],
+            handler: $handler,
+        }
+    };
+}
+
+pub(crate) static EVENTS_OPERATIONS: &[Operation] = &[
+    events_op!("PutRule", rules::put_rule, read_only = false),
+    events_op!("DescribeRule", rules::describe_rule, read_only = true),
+    events_op!("ListRules", rules::list_rules, read_only = true),
+    events_op!("DeleteRule", rules::delete_rule, read_only = false),
+    events_op!("EnableRule", rules::enable_rule, read_only = false),
+    events_op!("DisableRule", rules::disable_rule, read_only = false),
+    events_op!("PutTargets", targets::put_targets, read_only = false),
+    events_op!("RemoveTargets", targets::remove_targets, read_only = false),
+    events_op!(
+        "ListTargetsByRule",
+        targets::list_targets_by_rule,
+        read_only = true
+    ),
+    events_op!(
+        "TestEventPattern",
+        rules::test_event_pattern,
+        read_only = true
+    ),
+    events_op!("PutEvents", put_events::put_events, read_only = false),
+];
+
+/// The bus a call names: only `default` exists (or its ARN).
+fn bus_name(input: &Value) -> Result<()> {
+    match optional_str(input, "EventBusName")? {
+        None | Some("default") => Ok(()),
+        Some(arn) if arn.starts_with("arn:") && arn.ends_with(":event-bus/default") => Ok(()),
+        Some(other) => Err(not_found(format!("Event bus {other} does not exist."))),
+    }
+}
+
+fn validation(message: impl Into<String>) -> Error {
+    Error::aws(ErrorKind::InvalidArgument, "ValidationException", message).with_status(400)
+}
+
+fn not_found(message: impl Into<String>) -> Error {
+    Error::aws(ErrorKind::NotFound, "ResourceNotFoundException", message).with_status(400)
+}
+
+fn limit_exceeded(message: impl Into<String>) -> Error {
+    Error::aws(ErrorKind::LimitExceeded, "LimitExceededException", message).with_status(400)
+}
+
+/// A per-account counter bumped with every rule or target change, in the same transaction:
+/// a compiled matcher is current while its generation is.
+fn generation_key(account: &str) -> Key {
+    Key::new("events").push(account).push("generation")
+}
+
+fn bump_generation(txn: &mut Txn<'_>, account: &str) -> Result<()> {
+    let n = txn.get_json::<u64>(&generation_key(account))?.unwrap_or(0) + 1;
+    txn.put_json(&generation_key(account), &n)
+}

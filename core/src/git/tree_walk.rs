@@ -1,10 +1,33 @@
 //! The tree half of a fetch's walk: every tree and blob under a set of root trees, minus what
 //! the client already has and what the filter leaves out. The client waits for the object
 //! count before a byte of the pack can go out, so the trees are decoded on every core, the
-//! workers taking root trees in chunks and sharing one set of ids already taken.
+//! workers taking root trees in chunks and sharing one set of ids already taken. Only one
+//! walk at a time spreads out: when others run, the cores are busy anyway, and a walk stays
+//! on its caller's thread (fresh threads per walk under load also left memory stranded in
+//! the allocator's per-thread arenas).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Walks under way in this process.
+static WALKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a walk while it runs.
+struct Running;
+
+impl Running {
+    /// Starts counting; true when no other walk was running.
+    fn start() -> (Running, bool) {
+        let before = WALKS.fetch_add(1, Ordering::AcqRel);
+        (Running, before == 0)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        WALKS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 use gix_hash::ObjectId;
 use gix_object::Kind;
@@ -59,7 +82,12 @@ pub(crate) fn objects_under(
     filter: Option<Filter>,
     skip: &(dyn Fn(&ObjectId) -> bool + Sync),
 ) -> Result<Vec<ObjectId>> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let (_running, alone) = Running::start();
+    let cores = if alone {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    } else {
+        1
+    };
     let workers = cores
         .min(MAX_WORKERS)
         .min(roots.len().div_ceil(CHUNK))

@@ -65,7 +65,7 @@ fn cursor_key(consumer: &str) -> Key {
 
 impl Txn<'_> {
     /// Appends an event to the outbox as part of this transaction and returns its sequence
-    /// number. If the transaction rolls back, the event never existed.
+    /// number and event id. If the transaction rolls back, the event never existed.
     pub fn append_event(
         &mut self,
         time_millis: i64,
@@ -74,7 +74,7 @@ impl Txn<'_> {
         account: &str,
         resources: Vec<String>,
         detail: serde_json::Value,
-    ) -> Result<u64> {
+    ) -> Result<(u64, String)> {
         let seq = self.get_json::<u64>(&seq_key())?.unwrap_or(0) + 1;
         self.put_json(&seq_key(), &seq)?;
         let event = OutboxEvent {
@@ -88,7 +88,7 @@ impl Txn<'_> {
             detail,
         };
         self.put_json(&events_prefix().push_u64(seq), &event)?;
-        Ok(seq)
+        Ok((seq, event.id))
     }
 }
 

@@ -18,6 +18,7 @@ mod credentials;
 mod dispatch;
 mod envelope;
 mod event_patterns;
+mod events;
 #[cfg(feature = "server")]
 mod git_http;
 #[cfg(feature = "server")]
