@@ -22,6 +22,10 @@ use crate::store::{BlobStore, Key, LocalBlobStore, MemoryBlobStore, Meta, Sqlite
 /// ```
 #[derive(Clone)]
 pub struct Keep {
+    /// The event dispatcher's thread, stopped and joined when the last handle goes. It is
+    /// declared first so it is dropped first: the thread then holds no reference to the shared
+    /// state, and the keep closes before that drop returns.
+    _dispatcher: Arc<crate::events::dispatch::Dispatcher>,
     inner: Arc<KeepInner>,
 }
 
@@ -60,6 +64,10 @@ pub(crate) struct KeepInner {
     /// Where a running server serves git, for RepositoryMetadata's clone URLs.
     #[cfg(feature = "git")]
     pub clone_urls: std::sync::RwLock<crate::codecommit::CloneUrls>,
+    /// In-process functions (event targets), by ARN.
+    pub functions: crate::events::functions::Functions,
+    /// The first retry of a failed delivery waits about this long; each next one twice that.
+    pub delivery_retry_base_millis: i64,
 }
 
 /// Builds a [`Keep`] from chosen parts; anything not set gets the embedded default.
@@ -72,7 +80,11 @@ pub struct KeepBuilder {
     #[cfg(feature = "crypto")]
     key_provider: Option<Arc<dyn crate::crypto::KeyProvider>>,
     spool_dir: Option<std::path::PathBuf>,
+    delivery_retry_base: Option<std::time::Duration>,
 }
+
+/// EventBridge-like pacing of retries when nothing else is set.
+const DEFAULT_RETRY_BASE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for KeepBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,6 +141,14 @@ impl KeepBuilder {
         self
     }
 
+    /// How long the first retry of a failed event delivery waits (default 1 s); each next
+    /// retry waits about twice as long (with jitter), up to a minute.
+    #[must_use]
+    pub fn delivery_retry_base(mut self, base: std::time::Duration) -> Self {
+        self.delivery_retry_base = Some(base);
+        self
+    }
+
     /// Opens the keep: checks that the key provider matches the stored data and prepares the
     /// audit log.
     ///
@@ -177,9 +197,22 @@ impl KeepBuilder {
             git_objects: crate::codecommit::git::ObjectsCache::default(),
             #[cfg(feature = "git")]
             clone_urls: std::sync::RwLock::default(),
+            functions: crate::events::functions::Functions::default(),
+            delivery_retry_base_millis: i64::try_from(
+                self.delivery_retry_base
+                    .unwrap_or(DEFAULT_RETRY_BASE)
+                    .as_millis(),
+            )
+            .unwrap_or(i64::MAX),
         };
+        let inner = Arc::new(inner);
+        let dispatcher = crate::events::dispatch::Dispatcher::start(
+            Arc::downgrade(&inner),
+            inner.meta.outbox_signal(),
+        )?;
         Ok(Keep {
-            inner: Arc::new(inner),
+            _dispatcher: Arc::new(dispatcher),
+            inner,
         })
     }
 }
@@ -374,6 +407,57 @@ impl Keep {
             .iter()
             .map(|e| serde_json::json!({"Seq": e.seq, "Event": e.to_eventbridge(region)}))
             .collect())
+    }
+
+    /// Registers an in-process function of `account` as `name`, callable as an event target
+    /// at `arn:aws:lambda:REGION:ACCOUNT:function:NAME` (the ARN is returned). It receives the
+    /// event (or the target's shaped input) as JSON text; `Err(reason)`, or a panic, fails
+    /// the delivery, which is retried per the target's RetryPolicy. Registering a name again
+    /// replaces the function.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a name Lambda would refuse or an account id that is not one.
+    pub fn register_function(
+        &self,
+        account: &str,
+        name: &str,
+        function: impl Fn(&str) -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) -> Result<String> {
+        let arn = self.function_arn(account, name)?;
+        self.inner
+            .functions
+            .register(arn.clone(), Arc::new(function))?;
+        Ok(arn)
+    }
+
+    /// Removes a registered function; true when there was one. Deliveries to it fail (and are
+    /// retried) until a function is registered under the name again.
+    ///
+    /// # Errors
+    /// As [`Keep::register_function`].
+    pub fn remove_function(&self, account: &str, name: &str) -> Result<bool> {
+        let arn = self.function_arn(account, name)?;
+        self.inner.functions.remove(&arn)
+    }
+
+    fn function_arn(&self, account: &str, name: &str) -> Result<String> {
+        let account: crate::arn::AccountId = account.parse()?;
+        crate::events::functions::check_name(name)?;
+        Ok(format!(
+            "arn:aws:lambda:{}:{}:function:{name}",
+            self.inner.region.as_str(),
+            account.as_str()
+        ))
+    }
+
+    /// The deliveries that ran out of retries into the dead-letter queue `queue_arn` (a
+    /// target's `DeadLetterConfig.Arn`): each with the event, the rule, the target id, the
+    /// attempts made and the last error.
+    ///
+    /// # Errors
+    /// `Storage`.
+    pub fn dead_letters(&self, queue_arn: &str) -> Result<Vec<serde_json::Value>> {
+        crate::events::dispatch::dead_letters(&self.inner, queue_arn)
     }
 
     /// Acknowledges, for `consumer`, every event up to and including `seq`.

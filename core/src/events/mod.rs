@@ -1,7 +1,9 @@
-//! Events: EventBridge's pattern language ([`pattern`]) and the `events` service on the
-//! default bus (rules, targets, PutEvents, TestEventPattern). Delivery to targets is the
-//! dispatcher's job (see the issue note: not there yet).
+//! Events: EventBridge's pattern language ([`pattern`]), the `events` service on the default
+//! bus (rules, targets, PutEvents, TestEventPattern), in-process functions (the keep's
+//! Lambda) and the dispatcher that drains the outbox and delivers to them at least once.
 
+pub(crate) mod dispatch;
+pub(crate) mod functions;
 pub mod pattern;
 mod put_events;
 mod rules;
@@ -84,6 +86,11 @@ fn generation_key(account: &str) -> Key {
 }
 
 fn bump_generation(txn: &mut Txn<'_>, account: &str) -> Result<()> {
-    let n = txn.get_json::<u64>(&generation_key(account))?.unwrap_or(0) + 1;
+    let n = generation(txn, account)? + 1;
     txn.put_json(&generation_key(account), &n)
+}
+
+/// The account's rule generation.
+fn generation(txn: &mut Txn<'_>, account: &str) -> Result<u64> {
+    Ok(txn.get_json::<u64>(&generation_key(account))?.unwrap_or(0))
 }

@@ -13,12 +13,9 @@ use crate::error::Result;
 /// EventBridge's quota of targets per rule.
 pub(crate) const MAX_TARGETS: usize = 5;
 
-/// Target ARNs codekeep delivers to: in-process functions, topics, webhook destinations.
-const TARGET_SERVICES: &[(&str, &str)] = &[
-    ("lambda", "function:"),
-    ("sns", ""),
-    ("events", "api-destination/"),
-];
+/// Target ARNs codekeep delivers to: in-process functions. (Topics and webhook destinations
+/// are accepted once they are delivered to.)
+const TARGET_SERVICES: &[(&str, &str)] = &[("lambda", "function:")];
 
 pub(crate) fn put_targets(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let mut rule = load(ctx, input, "Rule")?;
@@ -120,7 +117,7 @@ fn check_target_arn(id: &str, arn: &str) -> Result<()> {
         Ok(())
     } else {
         Err(validation(format!(
-            "Target {id}: {arn} is not a target codekeep delivers to (a function arn:aws:lambda:...:function:NAME, a topic arn:aws:sns:..., or a webhook arn:aws:events:...:api-destination/NAME)"
+            "Target {id}: {arn} is not a target codekeep delivers to (a function, arn:aws:lambda:REGION:ACCOUNT:function:NAME)"
         )))
     }
 }

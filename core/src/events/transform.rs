@@ -2,6 +2,8 @@
 //! `InputTransformer` (paths bound to names, then substituted into a template). These are
 //! checked when a target is put.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::validation;
@@ -56,13 +58,6 @@ pub(crate) fn parse_path(path: &str) -> Result<Vec<Step>> {
 }
 
 /// The value at `steps` in `event`, if there is one.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "delivery applies InputPath; the dispatcher comes next"
-    )
-)]
 pub(crate) fn resolve<'v>(event: &'v Value, steps: &[Step]) -> Option<&'v Value> {
     steps.iter().try_fold(event, |at, step| match step {
         Step::Member(name) => at.get(name),
@@ -115,6 +110,105 @@ pub(crate) fn check_transformer(transformer: &Value) -> Result<()> {
     }
 }
 
+/// What a target receives: its constant `Input`, the value at its `InputPath`, its rendered
+/// `InputTransformer`, or else the whole event.
+pub(crate) fn payload(
+    target: &Value,
+    event: &Value,
+    rule_arn: &str,
+    rule_name: &str,
+) -> Result<String> {
+    if let Some(input) = target.get("Input").and_then(Value::as_str) {
+        return Ok(input.to_owned());
+    }
+    if let Some(path) = target.get("InputPath").and_then(Value::as_str) {
+        let steps = parse_path(path)?;
+        return Ok(resolve(event, &steps).map_or_else(|| "null".to_owned(), Value::to_string));
+    }
+    if let Some(transformer) = target.get("InputTransformer") {
+        return render(transformer, event, rule_arn, rule_name);
+    }
+    Ok(event.to_string())
+}
+
+/// Substitutes `<name>` placeholders of the template: inside a JSON string a value goes in as
+/// text (a string without its quotes), elsewhere as JSON. Names are those of
+/// `InputPathsMap` and EventBridge's predefined `aws.events.*` ones; a path that resolves to
+/// nothing gives `null` (or nothing, inside a string); anything else between `<` and `>` is
+/// left as it is.
+fn render(transformer: &Value, event: &Value, rule_arn: &str, rule_name: &str) -> Result<String> {
+    let template = transformer
+        .get("InputTemplate")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut values: HashMap<&str, Option<Value>> = HashMap::new();
+    if let Some(Value::Object(paths)) = transformer.get("InputPathsMap") {
+        for (name, path) in paths {
+            let steps = parse_path(path.as_str().unwrap_or_default())?;
+            values.insert(name, resolve(event, &steps).cloned());
+        }
+    }
+    values.insert("aws.events.rule-arn", Some(Value::from(rule_arn)));
+    values.insert("aws.events.rule-name", Some(Value::from(rule_name)));
+    values.insert("aws.events.event", Some(event.clone()));
+    values.insert("aws.events.event.json", Some(event.clone()));
+    values.insert(
+        "aws.events.event.ingestion-time",
+        event.get("time").cloned(),
+    );
+    let mut out = String::with_capacity(template.len());
+    let mut in_string = false;
+    let mut rest = template;
+    while let Some(c) = rest.chars().next() {
+        let placeholder = (c == '<')
+            .then(|| rest.find('>'))
+            .flatten()
+            .and_then(|end| rest.get(1..end).map(|name| (name, end)))
+            .and_then(|(name, end)| values.get(name).map(|v| (v, end)));
+        if let Some((value, end)) = placeholder {
+            out.push_str(&substitute(value.as_ref(), in_string));
+            rest = rest.get(end + 1..).unwrap_or_default();
+            continue;
+        }
+        if c == '\\' && in_string {
+            // An escape: copy it and the character it escapes.
+            let escaped: String = rest.chars().take(2).collect();
+            out.push_str(&escaped);
+            rest = rest.get(escaped.len()..).unwrap_or_default();
+            continue;
+        }
+        if c == '"' {
+            in_string = !in_string;
+        }
+        out.push(c);
+        rest = rest.get(c.len_utf8()..).unwrap_or_default();
+    }
+    Ok(out)
+}
+
+fn substitute(value: Option<&Value>, in_string: bool) -> String {
+    match (value, in_string) {
+        (None, true) => String::new(),
+        (None, false) => "null".to_owned(),
+        (Some(Value::String(s)), true) => {
+            let quoted = Value::from(s.as_str()).to_string();
+            quoted
+                .get(1..quoted.len().saturating_sub(1))
+                .unwrap_or_default()
+                .to_owned()
+        }
+        (Some(other), true) => {
+            let text = other.to_string();
+            let quoted = Value::from(text).to_string();
+            quoted
+                .get(1..quoted.len().saturating_sub(1))
+                .unwrap_or_default()
+                .to_owned()
+        }
+        (Some(v), false) => v.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +221,20 @@ mod tests {
         assert_eq!(resolve(&event, &parse_path("$").unwrap()), Some(&event));
         assert!(parse_path("detail").is_err());
         assert!(parse_path("$..x").is_err());
+    }
+
+    #[test]
+    fn templates_put_values_in_as_json_or_as_text() {
+        let event = serde_json::json!({"time": "t", "detail": {"name": "a\"b", "n": 3}});
+        let transformer = serde_json::json!({
+            "InputPathsMap": {"name": "$.detail.name", "n": "$.detail.n", "gone": "$.nope"},
+            "InputTemplate": "{\"name\": <name>, \"line\": \"<name> #<n> <gone>\", \"n\": <n>, \"g\": <gone>, \"r\": <aws.events.rule-name>, \"keep\": \"<other>\"}"
+        });
+        let text = render(&transformer, &event, "arn:r", "r").unwrap();
+        let rendered: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            rendered,
+            serde_json::json!({"name": "a\"b", "line": "a\"b #3 ", "n": 3, "g": null, "r": "r", "keep": "<other>"})
+        );
     }
 }

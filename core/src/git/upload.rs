@@ -5,6 +5,8 @@
 
 use std::collections::HashSet;
 use std::io::{BufWriter, Read, Write};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 
 use gix_hash::ObjectId;
 use gix_object::Kind;
@@ -12,7 +14,10 @@ use gix_object::Kind;
 use super::pktline::{self, Packet, PacketReader, Sideband, SidebandMode, protocol};
 use super::walk::{self, Depth, Filter, Wanted};
 use super::{Snapshot, agent};
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// git's `uploadpack.keepAlive` default: an empty band-1 packet after this long in silence.
+const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// Capabilities of the v0 upload-pack advertisement: exactly what is implemented here.
 const V0_CAPABILITIES: &[&str] = &[
@@ -299,8 +304,14 @@ fn fetch_v2(snap: &Snapshot, args: &[String], out: &mut dyn Write) -> Result<()>
         pktline::text(out, "ready")?;
         pktline::delim(out)?;
     }
-    let selection = select(snap, &req, &common)?;
-    if req.depth.is_set() {
+    // shallow-info comes before the pack and needs the walk's boundary; otherwise the walk
+    // runs after the `packfile` line, with keepalives.
+    let early = if req.depth.is_set() {
+        Some(select(snap, &req, &common)?)
+    } else {
+        None
+    };
+    if let Some(selection) = &early {
         pktline::text(out, "shallow-info")?;
         for s in &selection.shallow {
             pktline::text(out, &format!("shallow {s}"))?;
@@ -318,8 +329,41 @@ fn fetch_v2(snap: &Snapshot, args: &[String], out: &mut dyn Write) -> Result<()>
         pktline::delim(out)?;
     }
     pktline::text(out, "packfile")?;
+    let selection = match early {
+        Some(selection) => selection,
+        None => with_keepalives(out, KEEPALIVE, || select(snap, &req, &common))??,
+    };
     send_pack(snap, &req, &selection.objects, out)?;
     pktline::flush(out)
+}
+
+/// Runs `work` (the object walk) while writing git's keepalive, an empty band-1 packet, every
+/// `interval`: nothing else can be sent until the pack starts, and clients and proxies give up
+/// on a silent connection.
+fn with_keepalives<R: Send>(
+    out: &mut dyn Write,
+    interval: Duration,
+    work: impl FnOnce() -> R + Send,
+) -> Result<R> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = scope.spawn(move || {
+            let _ = tx.send(work());
+        });
+        loop {
+            match rx.recv_timeout(interval) {
+                Ok(result) => return Ok(result),
+                Err(RecvTimeoutError::Timeout) => {
+                    out.write_all(b"0005\x01")?;
+                    out.flush()?;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = worker.join();
+                    return Err(Error::internal("the object walk stopped without an answer"));
+                }
+            }
+        }
+    })
 }
 
 fn select(snap: &Snapshot, req: &FetchRequest, common: &[ObjectId]) -> Result<walk::Selection> {
@@ -600,11 +644,36 @@ pub(crate) fn serve_v0<R: Read>(
         Some(_) => {}
         None => pktline::text(out, "NAK")?,
     }
-    let selection = select(snap, &req, &common)?;
+    let selection = if req.sideband.is_some() {
+        with_keepalives(out, KEEPALIVE, || select(snap, &req, &common))??
+    } else {
+        select(snap, &req, &common)?
+    };
     send_pack(snap, &req, &selection.objects, out)?;
     if req.sideband.is_some() {
         pktline::flush(out)?;
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_walk_is_accompanied_by_keepalives() {
+        let mut out = Vec::new();
+        let answer = with_keepalives(&mut out, Duration::from_millis(5), || {
+            std::thread::sleep(Duration::from_millis(200));
+            42
+        })
+        .unwrap();
+        assert_eq!(answer, 42);
+        assert!(out.starts_with(b"0005\x01"), "{out:?}");
+        assert!(out.chunks(5).all(|c| c == b"0005\x01"));
+        let mut quick = Vec::new();
+        assert_eq!(with_keepalives(&mut quick, KEEPALIVE, || 7).unwrap(), 7);
+        assert!(quick.is_empty(), "no keepalive before the first interval");
+    }
 }

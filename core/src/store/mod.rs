@@ -27,7 +27,7 @@ use crate::error::{Error, ErrorKind, Result};
 pub use key::Key;
 pub use local::LocalBlobStore;
 pub use memory::MemoryBlobStore;
-pub use outbox::OutboxEvent;
+pub use outbox::{OutboxEvent, OutboxSignal};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresMeta;
 #[cfg(feature = "s3")]
@@ -75,12 +75,15 @@ pub trait TxnBackend {
 #[derive(Clone)]
 pub struct Meta {
     backend: Arc<dyn MetaBackend>,
+    /// Rung after a commit that appended outbox events.
+    signal: Arc<outbox::OutboxSignal>,
 }
 
 impl fmt::Debug for Meta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Meta")
             .field("backend", &self.backend)
+            .field("signal", &self.signal)
             .finish()
     }
 }
@@ -90,6 +93,7 @@ impl Meta {
     pub fn new(backend: impl MetaBackend + 'static) -> Self {
         Meta {
             backend: Arc::new(backend),
+            signal: Arc::default(),
         }
     }
 
@@ -119,9 +123,16 @@ impl Meta {
         loop {
             attempt += 1;
             let outcome = self.backend.begin(write).and_then(|inner| {
-                let mut txn = Txn { inner, write };
+                let mut txn = Txn {
+                    inner,
+                    write,
+                    appended: false,
+                };
                 let value = f(&mut txn)?;
                 txn.inner.commit()?;
+                if txn.appended {
+                    self.signal.notify();
+                }
                 Ok(value)
             });
             match outcome {
@@ -145,6 +156,8 @@ fn backoff(attempt: u32) {
 pub struct Txn<'a> {
     inner: Box<dyn TxnBackend + 'a>,
     write: bool,
+    /// Set when the transaction appended outbox events.
+    appended: bool,
 }
 
 impl fmt::Debug for Txn<'_> {

@@ -88,11 +88,53 @@ impl Txn<'_> {
             detail,
         };
         self.put_json(&events_prefix().push_u64(seq), &event)?;
+        self.appended = true;
         Ok((seq, event.id))
     }
 }
 
+impl Txn<'_> {
+    /// Moves `consumer`'s cursor to `seq` inside this transaction (so whatever the consumer
+    /// recorded for those events commits with it).
+    pub(crate) fn outbox_advance(&mut self, consumer: &str, seq: u64) -> Result<()> {
+        check_consumer(consumer)?;
+        self.put_json(&cursor_key(consumer), &seq)
+    }
+}
+
+/// Rung when a commit appended events, so a consumer waiting for them wakes at once (other
+/// processes sharing a PostgreSQL store are seen by polling).
+#[derive(Debug, Default)]
+pub struct OutboxSignal {
+    rung: std::sync::Mutex<bool>,
+    ready: std::sync::Condvar,
+}
+
+impl OutboxSignal {
+    /// Wakes whoever waits.
+    pub fn notify(&self) {
+        if let Ok(mut rung) = self.rung.lock() {
+            *rung = true;
+            self.ready.notify_all();
+        }
+    }
+
+    /// Waits until rung or `timeout` passes; clears the bell.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        if let Ok(rung) = self.rung.lock()
+            && let Ok((mut rung, _)) = self.ready.wait_timeout_while(rung, timeout, |r| !*r)
+        {
+            *rung = false;
+        }
+    }
+}
+
 impl Meta {
+    /// The bell rung after commits that append events.
+    pub fn outbox_signal(&self) -> std::sync::Arc<OutboxSignal> {
+        std::sync::Arc::clone(&self.signal)
+    }
+
     /// Up to `limit` events that `consumer` has not acknowledged, oldest first.
     ///
     /// # Errors

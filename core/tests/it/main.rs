@@ -15,6 +15,7 @@ mod codecommit;
 #[cfg(feature = "server")]
 mod codecommit_content;
 mod credentials;
+mod delivery;
 mod dispatch;
 mod envelope;
 mod event_patterns;

@@ -1,0 +1,288 @@
+//! Events: pattern matching throughput against the `quamina` crate on the same rules and
+//! events, and the latency from a commit to the in-process function it triggers.
+//!
+//! - Matching: a stream of nested, GeoJSON-like events (each parsed from its bytes, as a bus
+//!   receives it) against 10, 100 and 10,000 rules mixing exact, prefix, numeric, anything-but
+//!   and wildcard; then 100 exact/prefix rules on one core, against the 1,000,000 events/s goal.
+//!   Before timing, the two engines' answers are compared and disagreements reported.
+//! - Latency: PutEvents commits an event; a rule sends it to a function that notes the time.
+#![expect(clippy::print_stdout, reason = "benchmarks report on stdout")]
+#![expect(clippy::unwrap_used, reason = "benchmark harness")]
+#![expect(
+    clippy::indexing_slicing,
+    reason = "indexes are reduced modulo the length; samples are never empty"
+)]
+#![expect(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    reason = "sizes and rates in a benchmark"
+)]
+
+use std::collections::HashSet;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use codekeep::events::pattern::{Matcher, Pattern, Scratch};
+use codekeep_bench::summary;
+use serde_json::{Value, json};
+
+const STREETS: &[&str] = &[
+    "MARKET",
+    "MISSION",
+    "VALENCIA",
+    "FOLSOM",
+    "HOWARD",
+    "JESSIE",
+    "STEVENSON",
+    "HARRISON",
+    "BRYANT",
+    "TOWNSEND",
+    "KING",
+    "BERRY",
+    "CHANNEL",
+    "OWENS",
+    "GENE FRIEND",
+    "ILLINOIS",
+];
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A GeoJSON-like feature: nested properties and a polygon of coordinates.
+fn event(rng: &mut Rng) -> Vec<u8> {
+    let street = STREETS[rng.below(STREETS.len() as u64) as usize];
+    let coordinates: Vec<Value> = (0..6)
+        .map(|_| {
+            json!([
+                -122.5 + rng.below(10_000) as f64 / 100_000.0,
+                37.7 + rng.below(10_000) as f64 / 100_000.0,
+                0.0
+            ])
+        })
+        .collect();
+    json!({
+        "type": "Feature",
+        "properties": {
+            "MAPBLKLOT": format!("{:04}{:03}", rng.below(9000), rng.below(100)),
+            "BLKLOT": format!("{:04}{:03}", rng.below(9000), rng.below(100)),
+            "BLOCK_NUM": format!("{:04}", rng.below(9000)),
+            "LOT_NUM": format!("{:03}", rng.below(100)),
+            "FROM_ST": rng.below(1000).to_string(),
+            "TO_ST": rng.below(1000).to_string(),
+            "STREET": street,
+            "ST_TYPE": if rng.below(2) == 0 { "ST" } else { "AVE" },
+            "ODD_EVEN": if rng.below(2) == 0 { "E" } else { "O" },
+            "AREA": rng.below(100_000),
+        },
+        "geometry": {"type": "Polygon", "coordinates": [coordinates]}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Rule `i` of a mixed set: exact, prefix, numeric, anything-but and wildcard in turn.
+fn mixed_rule(i: usize, rng: &mut Rng) -> String {
+    let street = STREETS[i % STREETS.len()];
+    match i % 5 {
+        0 => json!({"properties": {"STREET": [street], "ODD_EVEN": ["E"]}}),
+        1 => json!({"properties": {"BLKLOT": [{"prefix": format!("{:02}", rng.below(90))}]}}),
+        2 => {
+            let low = rng.below(90_000);
+            json!({"properties": {"AREA": [{"numeric": [">=", low, "<", low + 5_000]}], "ST_TYPE": ["ST"]}})
+        }
+        3 => json!({"properties": {"STREET": [street], "ODD_EVEN": [{"anything-but": "E"}]}}),
+        _ => json!({"properties": {"STREET": [{"wildcard": format!("*{}", &street[1..3])}], "FROM_ST": [format!("{}", rng.below(1000))]}}),
+    }
+    .to_string()
+}
+
+/// Rule `i` of an exact/prefix set.
+fn exact_prefix_rule(i: usize, rng: &mut Rng) -> String {
+    let street = STREETS[i % STREETS.len()];
+    if i.is_multiple_of(2) {
+        json!({"properties": {"STREET": [street], "ST_TYPE": ["AVE"]}})
+    } else {
+        json!({"properties": {"MAPBLKLOT": [{"prefix": format!("{:03}", rng.below(900))}]}})
+    }
+    .to_string()
+}
+
+fn ours(rules: &[String]) -> Matcher {
+    let mut m = Matcher::new();
+    for (i, r) in rules.iter().enumerate() {
+        m.insert(i as u64, &Pattern::parse(r).unwrap());
+    }
+    m
+}
+
+fn peer(rules: &[String]) -> quamina::Quamina<usize> {
+    let mut q = quamina::Quamina::new();
+    for (i, r) in rules.iter().enumerate() {
+        q.add_pattern(i, r).unwrap();
+    }
+    q
+}
+
+/// Events per second of `f` over `events`, repeated for about a second (median of three).
+fn rate(events: &[Vec<u8>], mut f: impl FnMut(&[u8]) -> usize) -> f64 {
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let mut n = 0usize;
+        let mut sink = 0usize;
+        while start.elapsed() < Duration::from_millis(700) {
+            for e in events {
+                sink = sink.wrapping_add(f(e));
+            }
+            n += events.len();
+        }
+        std::hint::black_box(sink);
+        rates.push(n as f64 / start.elapsed().as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    rates[1]
+}
+
+fn compare(name: &str, rules: &[String], events: &[Vec<u8>]) -> f64 {
+    let matcher = ours(rules);
+    let mut scratch = Scratch::default();
+    let mut hits = Vec::new();
+    let ours_rate = rate(events, |e| {
+        let value: Value = serde_json::from_slice(e).unwrap();
+        matcher.matching_with(&value, &mut scratch, &mut hits);
+        hits.len()
+    });
+    // quamina 0.7 panics on some rule sets (a per-state transition count overflows a u8):
+    // the peer's figure is then 0 and the reason is printed.
+    let peer_rate = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let q = peer(rules);
+        let mut disagreements = 0;
+        for e in events {
+            let value: Value = serde_json::from_slice(e).unwrap();
+            matcher.matching_with(&value, &mut scratch, &mut hits);
+            let a: HashSet<usize> = hits.iter().map(|h| *h as usize).collect();
+            let b: HashSet<usize> = q.matches_for_event(e).unwrap().into_iter().collect();
+            if a != b {
+                disagreements += 1;
+            }
+        }
+        if disagreements > 0 {
+            println!(
+                "{name}: the engines disagree on {disagreements} of {} events",
+                events.len()
+            );
+        }
+        rate(events, |e| q.matches_for_event(e).unwrap().len())
+    }))
+    .unwrap_or_else(|_| {
+        println!("{name}: quamina panicked on this rule set; no peer figure");
+        0.0
+    });
+    summary(name, ours_rate, peer_rate, "events/s");
+    ours_rate
+}
+
+fn matching() {
+    let mut rng = Rng(0x5eed);
+    let events: Vec<Vec<u8>> = (0..2000).map(|_| event(&mut rng)).collect();
+    for n in [10, 100, 10_000] {
+        let rules: Vec<String> = (0..n).map(|i| mixed_rule(i, &mut rng)).collect();
+        compare(
+            &format!("events_match_{n}_mixed_rules_per_s_higher_is_better"),
+            &rules,
+            &events,
+        );
+    }
+    let rules: Vec<String> = (0..100).map(|i| exact_prefix_rule(i, &mut rng)).collect();
+    let ours_rate = compare(
+        "events_match_100_exact_prefix_rules_per_s_higher_is_better",
+        &rules,
+        &events,
+    );
+    summary(
+        "events_match_100_exact_prefix_rules_per_s_vs_1m_goal_higher_is_better",
+        ours_rate,
+        1_000_000.0,
+        "events/s",
+    );
+}
+
+fn latency() {
+    let keep = codekeep::Keep::memory().unwrap();
+    let account = keep.create_account("bench").unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = keep
+        .client(
+            "events",
+            codekeep::Caller::account_root(account.parse().unwrap()),
+        )
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<Instant>();
+    let tx = std::sync::Mutex::new(tx);
+    let arn = keep
+        .register_function(&account, "timer", move |_| {
+            tx.lock()
+                .map_err(|e| e.to_string())?
+                .send(Instant::now())
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+    events
+        .call(
+            "PutRule",
+            json!({"Name": "all", "EventPattern": json!({"source": ["bench"]}).to_string()}),
+        )
+        .unwrap();
+    events
+        .call(
+            "PutTargets",
+            json!({"Rule": "all", "Targets": [{"Id": "t", "Arn": arn}]}),
+        )
+        .unwrap();
+    let mut samples = Vec::new();
+    for i in 0..500 {
+        let committed = Instant::now();
+        events
+            .call(
+                "PutEvents",
+                json!({"Entries": [{"Source": "bench", "DetailType": "tick", "Detail": json!({"i": i}).to_string()}]}),
+            )
+            .unwrap();
+        let called = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        samples.push(called.duration_since(committed).as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    let p50 = samples[samples.len() / 2];
+    let p99 = samples[samples.len() * 99 / 100];
+    summary(
+        "events_commit_to_function_p50_ms_vs_1ms_goal_lower_is_better",
+        p50,
+        1.0,
+        "ms",
+    );
+    summary(
+        "events_commit_to_function_p99_ms_vs_1ms_lower_is_better",
+        p99,
+        1.0,
+        "ms",
+    );
+}
+
+fn main() {
+    matching();
+    latency();
+}

@@ -1,0 +1,340 @@
+//! The dispatcher: one thread owned by the keep drains the outbox and delivers at least once.
+//!
+//! 1. Fan-out: committed events are matched against each account's rules (one compiled
+//!    [`Matcher`] per account, rebuilt when the rules' generation moves), and one delivery
+//!    record per (event, rule, target) is written in the same transaction that advances the
+//!    dispatcher's outbox cursor. A record's key is derived from the event and the target, so
+//!    writing it twice is harmless.
+//! 2. Delivery: due records are attempted; success deletes the record (so a restarted keep
+//!    does not deliver it again), failure reschedules it with exponential backoff and jitter
+//!    until the target's RetryPolicy runs out, then it goes to the dead-letter queue (or is
+//!    dropped when the target has none). A crash between an attempt and its record's update
+//!    delivers again, with the same event id: at least once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::pattern::{Matcher, Pattern, Scratch};
+use super::rules::{RuleRecord, rules_prefix};
+use crate::error::Result;
+use crate::keep::KeepInner;
+use crate::store::{Key, OutboxEvent, OutboxSignal};
+
+/// The dispatcher's outbox consumer name.
+const CONSUMER: &str = "events-dispatcher";
+/// Events read per fan-out step, and deliveries attempted per delivery step.
+const BATCH: usize = 100;
+/// EventBridge's defaults when a target sets no RetryPolicy.
+const DEFAULT_RETRIES: u64 = 185;
+const DEFAULT_MAX_AGE_SECONDS: i64 = 86_400;
+/// The longest wait between retries.
+const MAX_BACKOFF_MILLIS: i64 = 60_000;
+/// How long the thread sleeps when nothing is due and nothing wakes it.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+
+/// One pending delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Delivery {
+    pub id: String,
+    /// The event in EventBridge's envelope.
+    pub event: Value,
+    pub rule_arn: String,
+    pub rule_name: String,
+    pub target: Value,
+    /// Attempts made so far.
+    pub attempts: u64,
+    /// When the event was committed (for MaximumEventAgeInSeconds), ms since the epoch.
+    pub event_millis: i64,
+    /// When the next attempt is due, ms since the epoch.
+    pub due_millis: i64,
+    pub last_error: Option<String>,
+}
+
+fn pending_prefix() -> Key {
+    Key::new("events-delivery").push("pending")
+}
+
+fn pending_key(id: &str) -> Key {
+    pending_prefix().push(id)
+}
+
+/// Dead letters of queue `arn`.
+pub(crate) fn dead_letter_prefix(queue_arn: &str) -> Key {
+    Key::new("events-delivery").push("dead").push(queue_arn)
+}
+
+/// The running dispatcher thread; stopped and joined when the keep closes.
+#[derive(Debug)]
+pub(crate) struct Dispatcher {
+    stop: Arc<AtomicBool>,
+    wake: Arc<OutboxSignal>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Dispatcher {
+    pub(crate) fn start(keep: Weak<KeepInner>, wake: Arc<OutboxSignal>) -> Result<Dispatcher> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("codekeep-events".to_owned())
+            .spawn({
+                let stop = Arc::clone(&stop);
+                let wake = Arc::clone(&wake);
+                move || run(&keep, &stop, &wake)
+            })?;
+        Ok(Dispatcher {
+            stop,
+            wake,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.notify();
+        if let Some(thread) = self.thread.take()
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(keep: &Weak<KeepInner>, stop: &AtomicBool, wake: &OutboxSignal) {
+    let mut compiled: HashMap<String, Compiled> = HashMap::new();
+    while !stop.load(Ordering::Acquire) {
+        let Some(inner) = keep.upgrade() else {
+            return;
+        };
+        // Errors (a storage hiccup) are retried on the next round; the outbox keeps the events.
+        let busy =
+            fan_out(&inner, &mut compiled).unwrap_or(false) | deliver_due(&inner).unwrap_or(false);
+        drop(inner);
+        if !busy {
+            wake.wait(IDLE_WAIT);
+        }
+    }
+}
+
+/// An account's rules compiled into one matcher, and the generation they were read at.
+struct Compiled {
+    generation: u64,
+    matcher: Matcher,
+    rules: Vec<RuleRecord>,
+}
+
+fn compiled_for<'c>(
+    inner: &KeepInner,
+    cache: &'c mut HashMap<String, Compiled>,
+    account: &str,
+) -> Result<&'c Compiled> {
+    let generation = inner.meta.read(|t| super::generation(t, account))?;
+    let stale = cache
+        .get(account)
+        .is_none_or(|c| c.generation != generation);
+    if stale {
+        let rules: Vec<RuleRecord> = inner.meta.read(|t| {
+            t.scan_prefix(&rules_prefix(account), None, usize::MAX)?
+                .into_iter()
+                .map(|(_, v)| serde_json::from_slice(&v).map_err(Into::into))
+                .collect()
+        })?;
+        let mut matcher = Matcher::new();
+        for (i, rule) in rules.iter().enumerate() {
+            if rule.state != "DISABLED"
+                && !rule.targets.is_empty()
+                && let Ok(pattern) = Pattern::parse(&rule.event_pattern)
+            {
+                matcher.insert(i as u64, &pattern);
+            }
+        }
+        cache.insert(
+            account.to_owned(),
+            Compiled {
+                generation,
+                matcher,
+                rules,
+            },
+        );
+    }
+    cache
+        .get(account)
+        .ok_or_else(|| crate::error::Error::internal("a compiled rule set vanished"))
+}
+
+/// Matches the next batch of events and records their deliveries; true when it read any.
+fn fan_out(inner: &KeepInner, cache: &mut HashMap<String, Compiled>) -> Result<bool> {
+    let events = inner.meta.outbox_read(CONSUMER, BATCH)?;
+    let Some(last) = events.last().map(|e| e.seq) else {
+        return Ok(false);
+    };
+    let mut deliveries = Vec::new();
+    let mut scratch = Scratch::default();
+    let mut hits = Vec::new();
+    for event in &events {
+        let envelope = event.to_eventbridge(inner.region.as_str());
+        let compiled = compiled_for(inner, cache, &event.account)?;
+        compiled
+            .matcher
+            .matching_with(&envelope, &mut scratch, &mut hits);
+        for rule in hits
+            .iter()
+            .filter_map(|i| compiled.rules.get(usize::try_from(*i).ok()?))
+        {
+            for target in &rule.targets {
+                deliveries.push(new_delivery(event, &envelope, rule, target));
+            }
+        }
+    }
+    inner.meta.txn(|t| {
+        for d in &deliveries {
+            t.put_json(&pending_key(&d.id), d)?;
+        }
+        t.outbox_advance(CONSUMER, last)
+    })?;
+    Ok(true)
+}
+
+fn new_delivery(
+    event: &OutboxEvent,
+    envelope: &Value,
+    rule: &RuleRecord,
+    target: &Value,
+) -> Delivery {
+    let target_id = target.get("Id").and_then(Value::as_str).unwrap_or_default();
+    Delivery {
+        // Unique per (event, rule, target), and ordered by the event's position.
+        id: format!("{:020}-{}-{}", event.seq, rule.name, target_id),
+        event: envelope.clone(),
+        rule_arn: rule.arn.clone(),
+        rule_name: rule.name.clone(),
+        target: target.clone(),
+        attempts: 0,
+        event_millis: event.time_millis,
+        due_millis: 0,
+        last_error: None,
+    }
+}
+
+/// Attempts every due delivery once; true when any was due.
+fn deliver_due(inner: &KeepInner) -> Result<bool> {
+    let now = inner.clock.now_millis();
+    let due: Vec<Delivery> = inner.meta.read(|t| {
+        Ok(t.scan_prefix(&pending_prefix(), None, usize::MAX)?
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<Delivery>(&v).ok())
+            .filter(|d| d.due_millis <= now)
+            .take(BATCH)
+            .collect())
+    })?;
+    for delivery in &due {
+        let outcome = attempt(inner, delivery);
+        settle(inner, delivery, &outcome, now)?;
+    }
+    Ok(!due.is_empty())
+}
+
+/// One attempt: the target's payload to its function.
+fn attempt(inner: &KeepInner, delivery: &Delivery) -> std::result::Result<(), String> {
+    let arn = delivery
+        .target
+        .get("Arn")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let payload = super::transform::payload(
+        &delivery.target,
+        &delivery.event,
+        &delivery.rule_arn,
+        &delivery.rule_name,
+    )
+    .map_err(|e| e.message().to_owned())?;
+    inner.functions.invoke(arn, &payload)
+}
+
+/// Records an attempt's outcome: done, retried later, or dead-lettered.
+fn settle(
+    inner: &KeepInner,
+    delivery: &Delivery,
+    outcome: &std::result::Result<(), String>,
+    now: i64,
+) -> Result<()> {
+    let retry = delivery.target.get("RetryPolicy");
+    let max_retries = retry
+        .and_then(|r| r.get("MaximumRetryAttempts"))
+        .and_then(Value::as_u64)
+        .unwrap_or(DEFAULT_RETRIES);
+    let max_age = retry
+        .and_then(|r| r.get("MaximumEventAgeInSeconds"))
+        .and_then(Value::as_i64)
+        .unwrap_or(DEFAULT_MAX_AGE_SECONDS);
+    inner.meta.txn(|t| {
+        let key = pending_key(&delivery.id);
+        // Another round may have settled it already (nothing else deletes these records).
+        if t.get(&key)?.is_none() {
+            return Ok(());
+        }
+        let Err(error) = outcome else {
+            t.delete(&key)?;
+            return Ok(());
+        };
+        let mut next = delivery.clone();
+        next.attempts += 1;
+        next.last_error = Some(error.clone());
+        let expired = now - delivery.event_millis > max_age.saturating_mul(1000);
+        if next.attempts > max_retries || expired {
+            t.delete(&key)?;
+            if let Some(queue) = delivery
+                .target
+                .get("DeadLetterConfig")
+                .and_then(|d| d.get("Arn"))
+                .and_then(Value::as_str)
+            {
+                t.put_json(&dead_letter_prefix(queue).push(&delivery.id), &next)?;
+            }
+            return Ok(());
+        }
+        next.due_millis = now + backoff(inner.delivery_retry_base_millis, next.attempts);
+        t.put_json(&key, &next)
+    })
+}
+
+/// Exponential backoff with jitter: between half and all of `base · 2^(attempts-1)`, capped.
+fn backoff(base_millis: i64, attempts: u64) -> i64 {
+    let exponent = u32::try_from(attempts.saturating_sub(1).min(30)).unwrap_or(30);
+    let full = base_millis
+        .saturating_mul(1_i64 << exponent)
+        .clamp(1, MAX_BACKOFF_MILLIS);
+    let mut byte = [0u8; 1];
+    let jitter = if crate::id::fill_secret(&mut byte).is_ok() {
+        i64::from(byte[0])
+    } else {
+        128
+    };
+    full / 2 + full / 2 * jitter / 255
+}
+
+/// The dead letters of queue `arn`: each the delivery as it last failed.
+pub(crate) fn dead_letters(inner: &KeepInner, queue_arn: &str) -> Result<Vec<Value>> {
+    inner.meta.read(|t| {
+        t.scan_prefix(&dead_letter_prefix(queue_arn), None, usize::MAX)?
+            .into_iter()
+            .map(|(_, v)| {
+                let d: Delivery = serde_json::from_slice(&v)?;
+                Ok(json!({
+                    "Event": d.event,
+                    "RuleArn": d.rule_arn,
+                    "TargetId": d.target.get("Id"),
+                    "Attempts": d.attempts,
+                    "Error": d.last_error,
+                }))
+            })
+            .collect()
+    })
+}

@@ -1,0 +1,202 @@
+//! Delivery to in-process functions: a rule's targets receive matching events (custom events
+//! and a real git push), shaped by Input, InputPath or InputTransformer; failures are retried
+//! with backoff and end in the dead-letter queue; a panicking function fails a delivery and
+//! nothing else.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use codekeep::{Caller, Client, Keep};
+use serde_json::{Value, json};
+
+/// A keep whose retries come quickly (10 ms base), an account, and its `events` client.
+fn keep() -> (Keep, String, Client) {
+    let keep = Keep::builder()
+        .delivery_retry_base(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let account = keep.create_account("test").unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = keep
+        .client("events", Caller::account_root(account.parse().unwrap()))
+        .unwrap();
+    (keep, account, events)
+}
+
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn rule(events: &Client, name: &str, pattern: &Value, targets: &Value) {
+    events
+        .call(
+            "PutRule",
+            json!({"Name": name, "EventPattern": pattern.to_string()}),
+        )
+        .unwrap();
+    events
+        .call("PutTargets", json!({"Rule": name, "Targets": targets}))
+        .unwrap();
+}
+
+fn put(events: &Client, source: &str, detail: &Value) -> String {
+    let out = events
+        .call(
+            "PutEvents",
+            json!({"Entries": [{"Source": source, "DetailType": "Test", "Detail": detail.to_string()}]}),
+        )
+        .unwrap();
+    assert_eq!(out["FailedEntryCount"], 0, "{out}");
+    out["Entries"][0]["EventId"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn matching_events_reach_functions_shaped_as_the_target_says() {
+    let (keep, account, events) = keep();
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    for name in ["whole", "constant", "path", "shaped"] {
+        let seen = Arc::clone(&seen);
+        let tag = name.to_owned();
+        keep.register_function(&account, name, move |payload: &str| {
+            seen.lock().unwrap().push((tag.clone(), payload.to_owned()));
+            Ok(())
+        })
+        .unwrap();
+    }
+    let function = |n: &str| format!("arn:aws:lambda:us-east-1:{account}:function:{n}");
+    rule(
+        &events,
+        "builds",
+        &json!({"source": ["my.ci"], "detail": {"status": ["ok"]}}),
+        &json!([
+            {"Id": "1", "Arn": function("whole")},
+            {"Id": "2", "Arn": function("constant"), "Input": "{\"fixed\": 1}"},
+            {"Id": "3", "Arn": function("path"), "InputPath": "$.detail"},
+            {"Id": "4", "Arn": function("shaped"), "InputTransformer": {
+                "InputPathsMap": {"s": "$.detail.status", "n": "$.detail.n"},
+                "InputTemplate": "{\"status\": <s>, \"text\": \"build <s> #<n>\", \"rule\": <aws.events.rule-name>}"}}
+        ]),
+    );
+    put(&events, "my.ci", &json!({"status": "failed", "n": 1}));
+    let id = put(&events, "my.ci", &json!({"status": "ok", "n": 7}));
+    wait_until("four deliveries", || seen.lock().unwrap().len() == 4);
+    std::thread::sleep(Duration::from_millis(100));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "the failed build matched nothing: {seen:?}");
+    let payload = |tag: &str| -> Value {
+        serde_json::from_str(&seen.iter().find(|(t, _)| t == tag).unwrap().1).unwrap()
+    };
+    assert_eq!(payload("whole")["id"], id.as_str());
+    assert_eq!(payload("whole")["detail"]["n"], 7);
+    assert_eq!(payload("constant"), json!({"fixed": 1}));
+    assert_eq!(payload("path"), json!({"status": "ok", "n": 7}));
+    assert_eq!(
+        payload("shaped"),
+        json!({"status": "ok", "text": "build ok #7", "rule": "builds"})
+    );
+}
+
+#[test]
+fn failures_are_retried_then_dead_lettered_and_panics_are_contained() {
+    let (keep, account, events) = keep();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let flaky_calls = Arc::clone(&calls);
+    keep.register_function(&account, "flaky", move |_: &str| {
+        if flaky_calls.fetch_add(1, Ordering::SeqCst) < 2 {
+            Err("not yet".to_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .unwrap();
+    let broken_calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&broken_calls);
+    keep.register_function(&account, "broken", move |_: &str| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        panic!("boom");
+    })
+    .unwrap();
+    let function = |n: &str| format!("arn:aws:lambda:us-east-1:{account}:function:{n}");
+    let queue = format!("arn:aws:sqs:us-east-1:{account}:dead");
+    rule(
+        &events,
+        "all",
+        &json!({"source": ["my.app"]}),
+        &json!([
+            {"Id": "flaky", "Arn": function("flaky")},
+            {"Id": "broken", "Arn": function("broken"),
+             "RetryPolicy": {"MaximumRetryAttempts": 2}, "DeadLetterConfig": {"Arn": queue}}
+        ]),
+    );
+    let id = put(&events, "my.app", &json!({"k": 1}));
+    wait_until("the flaky function to succeed", || {
+        calls.load(Ordering::SeqCst) >= 3
+    });
+    wait_until("the broken delivery to be dead-lettered", || {
+        !keep.dead_letters(&queue).unwrap().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "delivered once it succeeded"
+    );
+    assert_eq!(
+        broken_calls.load(Ordering::SeqCst),
+        3,
+        "one try and two retries"
+    );
+    let dead = keep.dead_letters(&queue).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["Event"]["id"], id.as_str());
+    assert_eq!(dead[0]["TargetId"], "broken");
+    assert_eq!(dead[0]["Attempts"], 3);
+    assert!(dead[0]["Error"].as_str().unwrap().contains("boom"));
+    // The keep is fine after the panics.
+    events.call("ListRules", json!({})).unwrap();
+}
+
+#[cfg(feature = "server")]
+#[test]
+fn a_git_push_to_main_calls_a_function() {
+    use crate::git_support::{Fixture, allow_all, commit_file};
+    let f = Fixture::new(&allow_all());
+    let events = f
+        .keep
+        .client("events", Caller::account_root(f.account.parse().unwrap()))
+        .unwrap();
+    let pushes: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = Arc::clone(&pushes);
+    f.keep
+        .register_function(&f.account, "on-push", move |payload: &str| {
+            sink.lock()
+                .unwrap()
+                .push(serde_json::from_str(payload).map_err(|e| e.to_string())?);
+            Ok(())
+        })
+        .unwrap();
+    rule(
+        &events,
+        "push-main",
+        &json!({"source": ["aws.codecommit"], "detail-type": ["CodeCommit Repository State Change"],
+                "detail": {"referenceType": ["branch"], "referenceName": ["main"]}}),
+        &json!([{"Id": "f", "Arn": format!("arn:aws:lambda:us-east-1:{}:function:on-push", f.account)}]),
+    );
+    let local = f.local_repo("origin");
+    f.git_ok(&local, &["push", &f.url("web"), "main"]);
+    commit_file(&f, &local, "b.txt", "b", "second");
+    f.git_ok(&local, &["push", &f.url("web"), "main:feature"]);
+    wait_until("the push event", || !pushes.lock().unwrap().is_empty());
+    std::thread::sleep(Duration::from_millis(200));
+    let pushes = pushes.lock().unwrap();
+    assert_eq!(pushes.len(), 1, "only main: {pushes:?}");
+    assert_eq!(pushes[0]["detail"]["event"], "referenceCreated");
+    assert_eq!(pushes[0]["detail"]["repositoryName"], "web");
+}
