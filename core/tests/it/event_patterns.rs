@@ -1,7 +1,8 @@
 //! The EventBridge pattern conformance vectors (`core/tests/vectors/events/*.json`, written
 //! from the EventBridge User Guide; see its README): every case through `Pattern::parse` and
 //! `Pattern::matches`, and every valid case once more through one shared `Matcher` holding all
-//! of them at once, so rules cannot disturb each other's answers.
+//! of them at once (so rules cannot disturb each other's answers), from a parsed event and
+//! from its bytes.
 
 use std::path::Path;
 
@@ -94,12 +95,26 @@ fn event_pattern_vectors_from_the_eventbridge_guide() {
         shared.insert(key as u64, &pattern);
         valid.push((key, expected));
     }
+    let mut scratch = codekeep::events::pattern::Scratch::default();
+    let mut hits = Vec::new();
     for (key, expected) in valid {
         let c = &cases[key];
         let hit = shared.matching(&c.body["event"]).contains(&(key as u64));
         if hit != expected {
             failures.push(format!(
                 "{}/{}: with every rule in one matcher, expected matches={expected}",
+                c.file, c.name
+            ));
+        }
+        // The same event read straight from its text (pretty-printed, so the scanner meets
+        // white space everywhere), not through serde_json.
+        let text = serde_json::to_vec_pretty(&c.body["event"]).unwrap();
+        shared
+            .matching_bytes(&text, &mut scratch, &mut hits)
+            .unwrap();
+        if hits.contains(&(key as u64)) != expected {
+            failures.push(format!(
+                "{}/{}: from the event's bytes, expected matches={expected}",
                 c.file, c.name
             ));
         }
@@ -114,4 +129,34 @@ fn event_pattern_vectors_from_the_eventbridge_guide() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn events_read_from_bytes_are_checked_as_far_as_they_are_read() {
+    let pattern = Pattern::parse(r#"{"detail": {"name": ["a\"b"], "n": [3]}}"#).unwrap();
+    let mut matcher = Matcher::new();
+    matcher.insert(1, &pattern);
+    let mut scratch = codekeep::events::pattern::Scratch::default();
+    let mut hits = Vec::new();
+    let event = br#"{"skip": {"deep": [1, "x\"]", {"y": null}]}, "detail": {"n": 3.0, "name": "a\u0022b"}}"#;
+    matcher
+        .matching_bytes(event, &mut scratch, &mut hits)
+        .unwrap();
+    assert_eq!(hits, vec![1]);
+    for bad in [
+        &b"[1]"[..],
+        b"{\"detail\": ",
+        b"{\"detail\": {\"n\": 3} x",
+        b"{\"a\": @}",
+    ] {
+        let err = matcher
+            .matching_bytes(bad, &mut scratch, &mut hits)
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            codekeep::ErrorKind::InvalidArgument,
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
 }

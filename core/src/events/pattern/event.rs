@@ -1,7 +1,9 @@
 //! An event as the matcher sees it: the leaf values at the paths some pattern names (nothing
 //! else is visited), each with the elements of arrays of objects it sits in. Arrays are looked
 //! through; an element of an array of objects (or of arrays) is recorded so that one pattern
-//! object's fields can be required to match within one element.
+//! object's fields can be required to match within one element. An event is read either from a
+//! parsed `serde_json::Value` or straight from its bytes ([`Flat::scan`]), where values no
+//! pattern names are skipped without being parsed.
 
 use std::collections::HashMap;
 
@@ -62,15 +64,24 @@ impl Paths {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Found<'e> {
     pub path: usize,
-    pub leaf: Leaf<'e>,
+    value: Text<'e>,
     /// Range in [`Flat::elements`] of the array elements the leaf sits in.
     pub within: (u32, u32),
+}
+
+/// A leaf as found: borrowed from the event, or a string that had escapes, unescaped into
+/// [`Flat::owned`].
+#[derive(Debug, Clone, Copy)]
+enum Text<'e> {
+    Leaf(Leaf<'e>),
+    Owned(usize),
 }
 
 /// An event flattened against [`Paths`].
 #[derive(Debug, Default)]
 pub(crate) struct Flat<'e> {
     pub found: Vec<Found<'e>>,
+    owned: Vec<String>,
     /// `(array, element index)` pairs, referenced by [`Found::within`].
     pub elements: Vec<(u32, u32)>,
     arrays: u32,
@@ -80,6 +91,7 @@ pub(crate) struct Flat<'e> {
 impl<'e> Flat<'e> {
     pub(crate) fn clear(&mut self) {
         self.found.clear();
+        self.owned.clear();
         self.elements.clear();
         self.arrays = 0;
         self.stack.clear();
@@ -97,6 +109,17 @@ impl<'e> Flat<'e> {
     /// True when some leaf sits in an array of objects (so element consistency matters).
     pub(crate) fn has_elements(&self) -> bool {
         !self.elements.is_empty()
+    }
+
+    /// The value of a found leaf.
+    pub(crate) fn leaf<'f>(&'f self, found: &Found<'e>) -> Leaf<'f>
+    where
+        'e: 'f,
+    {
+        match found.value {
+            Text::Leaf(leaf) => leaf,
+            Text::Owned(i) => Leaf::Str(self.owned.get(i).map_or("", String::as_str)),
+        }
     }
 
     pub(crate) fn elements_of(&self, found: &Found<'_>) -> &[(u32, u32)] {
@@ -150,14 +173,275 @@ impl<'e> Flat<'e> {
             Value::Null => Leaf::Null,
         };
         if let Some(path) = n.path {
-            let start = u32::try_from(self.elements.len()).unwrap_or(u32::MAX);
-            self.elements.extend_from_slice(&self.stack);
-            let len = u32::try_from(self.stack.len()).unwrap_or(u32::MAX);
-            self.found.push(Found {
-                path,
-                leaf,
-                within: (start, len),
-            });
+            self.push(path, Text::Leaf(leaf));
+        }
+    }
+
+    fn push(&mut self, path: usize, value: Text<'e>) {
+        let start = u32::try_from(self.elements.len()).unwrap_or(u32::MAX);
+        self.elements.extend_from_slice(&self.stack);
+        let len = u32::try_from(self.stack.len()).unwrap_or(u32::MAX);
+        self.found.push(Found {
+            path,
+            value,
+            within: (start, len),
+        });
+    }
+
+    /// Collects the leaves of the JSON object `bytes` at the paths of `paths`, parsing only
+    /// what leads to them. Values on other paths are skipped, not checked.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when the bytes are not a JSON object (as far as they were read).
+    pub(crate) fn scan(&mut self, paths: &Paths, bytes: &'e [u8]) -> crate::error::Result<()> {
+        self.clear();
+        let mut scanner = Scanner { bytes, at: 0 };
+        scanner.space();
+        if scanner.peek() != Some(b'{') {
+            return Err(scanner.fail("an event must be a JSON object"));
+        }
+        let root = (!paths.nodes.is_empty()).then_some(0);
+        self.scan_value(paths, root, &mut scanner, 0)?;
+        scanner.space();
+        if scanner.at != bytes.len() {
+            return Err(scanner.fail("text after the event"));
+        }
+        Ok(())
+    }
+
+    fn scan_value(
+        &mut self,
+        paths: &Paths,
+        node: Option<usize>,
+        s: &mut Scanner<'e>,
+        depth: usize,
+    ) -> crate::error::Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(s.fail("the event nests too deeply"));
+        }
+        let Some(n) = node.and_then(|n| paths.nodes.get(n)) else {
+            return s.skip_value(depth);
+        };
+        s.space();
+        match s.peek() {
+            Some(b'{') => {
+                s.at += 1;
+                s.space();
+                if s.peek() == Some(b'}') {
+                    s.at += 1;
+                    return Ok(());
+                }
+                loop {
+                    s.space();
+                    let key = s.string()?;
+                    s.space();
+                    s.expect(b':')?;
+                    let child = match &key {
+                        Str::Raw(k) => n.children.get(*k),
+                        Str::Escaped(k) => n.children.get(k.as_str()),
+                    }
+                    .copied();
+                    self.scan_value(paths, child, s, depth + 1)?;
+                    s.space();
+                    match s.next() {
+                        Some(b',') => {}
+                        Some(b'}') => return Ok(()),
+                        _ => return Err(s.fail("expected , or } in an object")),
+                    }
+                }
+            }
+            Some(b'[') => {
+                s.at += 1;
+                let array = self.arrays;
+                self.arrays += 1;
+                s.space();
+                if s.peek() == Some(b']') {
+                    s.at += 1;
+                    return Ok(());
+                }
+                for i in 0u32.. {
+                    s.space();
+                    let container = matches!(s.peek(), Some(b'{' | b'['));
+                    if container {
+                        self.stack.push((array, i));
+                    }
+                    self.scan_value(paths, node, s, depth + 1)?;
+                    if container {
+                        self.stack.pop();
+                    }
+                    s.space();
+                    match s.next() {
+                        Some(b',') => {}
+                        Some(b']') => return Ok(()),
+                        _ => return Err(s.fail("expected , or ] in an array")),
+                    }
+                }
+                Ok(())
+            }
+            Some(b'"') => {
+                let text = s.string()?;
+                if let Some(path) = n.path {
+                    let value = match text {
+                        Str::Raw(t) => Text::Leaf(Leaf::Str(t)),
+                        Str::Escaped(t) => {
+                            self.owned.push(t);
+                            Text::Owned(self.owned.len() - 1)
+                        }
+                    };
+                    self.push(path, value);
+                }
+                Ok(())
+            }
+            _ => {
+                let leaf = s.scalar()?;
+                if let Some(path) = n.path {
+                    self.push(path, Text::Leaf(leaf));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Deepest nesting an event may have (serde_json's own limit is 128).
+const MAX_DEPTH: usize = 128;
+
+/// A JSON string as read: borrowed when it had no escapes.
+enum Str<'e> {
+    Raw(&'e str),
+    Escaped(String),
+}
+
+/// A cursor over an event's bytes.
+struct Scanner<'e> {
+    bytes: &'e [u8],
+    at: usize,
+}
+
+impl<'e> Scanner<'e> {
+    fn fail(&self, what: &str) -> crate::error::Error {
+        crate::error::Error::invalid(format!(
+            "the event is not valid JSON: {what} (at byte {})",
+            self.at
+        ))
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek();
+        self.at += 1;
+        b
+    }
+
+    fn expect(&mut self, byte: u8) -> crate::error::Result<()> {
+        if self.next() == Some(byte) {
+            Ok(())
+        } else {
+            Err(self.fail(&format!("expected {}", char::from(byte))))
+        }
+    }
+
+    fn space(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// The extent of the string starting here (at its quote); true when it has escapes.
+    fn string_extent(&mut self) -> crate::error::Result<(usize, usize, bool)> {
+        if self.next() != Some(b'"') {
+            return Err(self.fail("expected a string"));
+        }
+        let start = self.at;
+        let mut escaped = false;
+        loop {
+            match self.next() {
+                Some(b'"') => return Ok((start, self.at - 1, escaped)),
+                Some(b'\\') => {
+                    escaped = true;
+                    self.at += 1;
+                }
+                Some(_) => {}
+                None => return Err(self.fail("an unterminated string")),
+            }
+        }
+    }
+
+    fn string(&mut self) -> crate::error::Result<Str<'e>> {
+        let (start, end, escaped) = self.string_extent()?;
+        let quoted = self.bytes.get(start - 1..=end).unwrap_or_default();
+        if escaped {
+            serde_json::from_slice::<String>(quoted)
+                .map(Str::Escaped)
+                .map_err(|_| self.fail("a malformed string"))
+        } else {
+            std::str::from_utf8(self.bytes.get(start..end).unwrap_or_default())
+                .map(Str::Raw)
+                .map_err(|_| self.fail("a string that is not UTF-8"))
+        }
+    }
+
+    /// A number, `true`, `false` or `null`.
+    fn scalar(&mut self) -> crate::error::Result<Leaf<'e>> {
+        let start = self.at;
+        while matches!(self.peek(), Some(b) if !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            self.at += 1;
+        }
+        let token = self.bytes.get(start..self.at).unwrap_or_default();
+        match token {
+            b"true" => Ok(Leaf::Bool(true)),
+            b"false" => Ok(Leaf::Bool(false)),
+            b"null" => Ok(Leaf::Null),
+            _ => std::str::from_utf8(token)
+                .ok()
+                .filter(|t| t.starts_with(|c: char| c == '-' || c.is_ascii_digit()))
+                .and_then(|t| t.parse::<f64>().ok())
+                .filter(|f| f.is_finite())
+                .map(Leaf::Num)
+                .ok_or_else(|| self.fail("a value that is not JSON")),
+        }
+    }
+
+    /// Passes over one value without looking inside strings or numbers.
+    fn skip_value(&mut self, depth: usize) -> crate::error::Result<()> {
+        self.space();
+        match self.peek() {
+            Some(b'"') => self.string_extent().map(drop),
+            Some(open @ (b'{' | b'[')) => {
+                let close = if open == b'{' { b'}' } else { b']' };
+                self.at += 1;
+                loop {
+                    self.space();
+                    match self.peek() {
+                        Some(c) if c == close => {
+                            self.at += 1;
+                            return Ok(());
+                        }
+                        Some(b',' | b':') => self.at += 1,
+                        Some(_) => {
+                            if depth > MAX_DEPTH {
+                                return Err(self.fail("the event nests too deeply"));
+                            }
+                            self.skip_value(depth + 1)?;
+                        }
+                        None => return Err(self.fail("an unterminated object or array")),
+                    }
+                }
+            }
+            Some(b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+                // A number or literal no rule reads: passed over, not parsed.
+                while matches!(self.peek(), Some(b) if !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                {
+                    self.at += 1;
+                }
+                Ok(())
+            }
+            Some(_) => Err(self.fail("a value that is not JSON")),
+            None => Err(self.fail("a missing value")),
         }
     }
 }

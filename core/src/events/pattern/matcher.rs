@@ -272,11 +272,32 @@ impl Matcher {
 
     /// [`Matcher::matching`] into `out` (cleared first), reusing `scratch` between events.
     pub fn matching_with(&self, event: &Value, scratch: &mut Scratch, out: &mut Vec<u64>) {
+        let mut flat = Flat::default();
+        flat.read(&self.paths, event);
+        self.match_flat(&flat, scratch, out);
+    }
+
+    /// [`Matcher::matching_with`] straight from the event's JSON text: only what leads to a
+    /// path some rule names is parsed; the rest is skipped (and not checked).
+    ///
+    /// # Errors
+    /// `InvalidArgument` when the text is not a JSON object, as far as it was read.
+    pub fn matching_bytes(
+        &self,
+        event: &[u8],
+        scratch: &mut Scratch,
+        out: &mut Vec<u64>,
+    ) -> crate::error::Result<()> {
+        let mut flat = Flat::default();
+        flat.scan(&self.paths, event)?;
+        self.match_flat(&flat, scratch, out);
+        Ok(())
+    }
+
+    fn match_flat(&self, flat: &Flat<'_>, scratch: &mut Scratch, out: &mut Vec<u64>) {
         out.clear();
         scratch.start(self);
         let epoch = scratch.epoch;
-        let mut flat = Flat::default();
-        flat.read(&self.paths, event);
         for found in &flat.found {
             if let Some(seen) = scratch.path_seen.get_mut(found.path) {
                 *seen = epoch;
@@ -284,7 +305,7 @@ impl Matcher {
             let Some(index) = self.index.get(found.path) else {
                 continue;
             };
-            index.hits(found.leaf, &mut |condition| {
+            index.hits(flat.leaf(found), &mut |condition| {
                 self.count_hit(condition, scratch);
             });
         }
@@ -302,7 +323,7 @@ impl Matcher {
             let Some(alternative) = self.alternatives.get(alt) else {
                 continue;
             };
-            if !confirmed.contains(&alternative.rule) && self.confirm(alternative, &flat, scratch) {
+            if !confirmed.contains(&alternative.rule) && self.confirm(alternative, flat, scratch) {
                 confirmed.push(alternative.rule);
             }
         }
@@ -379,7 +400,7 @@ impl Matcher {
                 continue;
             }
             present = true;
-            if cond.tests.iter().any(|t| t.accepts(found.leaf)) {
+            if cond.tests.iter().any(|t| t.accepts(flat.leaf(found))) {
                 chosen.push(elements);
                 let ok = self.search(rest, flat, chosen);
                 chosen.pop();
