@@ -1,17 +1,20 @@
-//! Many patterns compiled into one matcher: every condition of every rule is indexed under
-//! its field path by what it tests (hash tables for exact values and for each prefix or
-//! suffix length in use; a short scan for numeric ranges, cidr, wildcard and anything-but).
-//! An event is read once, only along the paths some rule names; each leaf value looks up the
-//! conditions it satisfies, and a rule alternative whose required conditions are all hit is
-//! confirmed (`exists: false`, and the same-element rule for arrays of objects). No rule's
-//! pattern is walked unless the index says it may match.
+//! Many patterns compiled into one matcher. Each rule alternative is indexed under one of its
+//! conditions, its anchor: the one whose index bucket holds the fewest conditions so far (each
+//! is confirmed whenever the bucket is hit), and among equals the narrower kind of test (an
+//! exact value before a prefix, an indexed test before a scanned one). Indexes per field path: hash tables for exact
+//! values and for each prefix or suffix length in use, an interval list for closed numeric
+//! ranges, and a short scan for the rest (cidr, wildcard, open ranges). Alternatives with no
+//! condition narrower than anything-but or exists are checked for every event. An event is
+//! read once, only along the paths some rule names; each leaf looks up the anchors it
+//! satisfies, and only those alternatives are confirmed against their other conditions
+//! (`exists: false`, and the same-element rule for arrays of objects, included).
 
 use std::collections::HashMap;
 
 use serde_json::Value;
 
 use super::event::{Flat, Found, Paths, consistent};
-use super::{Leaf, Literal, Pattern, Test};
+use super::{Leaf, Literal, Pattern, Range, Test};
 
 /// A compiled set of rules. Rules are identified by a key the caller chooses.
 #[derive(Debug, Default, Clone)]
@@ -33,6 +36,8 @@ struct Cond {
     tests: Vec<Test>,
     /// Also holds when the field is absent.
     absent_ok: bool,
+    /// True for an alternative's anchor, the one condition in the index.
+    anchor: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -57,8 +62,60 @@ struct PathIndex {
     folded_prefixes: Affixes,
     folded_suffixes: Affixes,
     folded: HashMap<String, Vec<usize>>,
-    /// Tests checked one by one: numeric, cidr, wildcard, anything-but, exists.
+    /// Closed numeric ranges.
+    ranges: Ranges,
+    /// Tests checked one by one: open ranges, cidr, wildcard, anything-but, exists.
     scanned: Vec<(Test, usize)>,
+}
+
+/// Closed numeric ranges sorted by their low bound, and the widest width: a value can only
+/// fall in ranges whose low bound lies within that width below it.
+#[derive(Debug, Default, Clone)]
+struct Ranges {
+    items: Vec<(Range, usize)>,
+    widest: f64,
+}
+
+impl Ranges {
+    fn bounds(range: &Range) -> Option<(f64, f64)> {
+        Some((range.low?.0, range.high?.0))
+    }
+
+    fn add(&mut self, range: Range, condition: usize) {
+        let Some((low, high)) = Ranges::bounds(&range) else {
+            return;
+        };
+        let at = self
+            .items
+            .partition_point(|(r, _)| Ranges::bounds(r).is_some_and(|(l, _)| l <= low));
+        self.items.insert(at, (range, condition));
+        self.widest = self.widest.max(high - low);
+    }
+
+    fn hits(&self, n: f64, hit: &mut impl FnMut(usize)) {
+        let end = self
+            .items
+            .partition_point(|(r, _)| Ranges::bounds(r).is_some_and(|(l, _)| l <= n));
+        for (range, condition) in self.items.get(..end).unwrap_or_default().iter().rev() {
+            if Ranges::bounds(range).is_some_and(|(l, _)| l < n - self.widest) {
+                break;
+            }
+            if range.contains(n) {
+                hit(*condition);
+            }
+        }
+    }
+
+    /// How many ranges overlap `range` (an anchor's expected load).
+    fn overlapping(&self, range: &Range) -> usize {
+        let Some((low, high)) = Ranges::bounds(range) else {
+            return self.items.len();
+        };
+        self.items
+            .iter()
+            .filter(|(r, _)| Ranges::bounds(r).is_some_and(|(l, h)| l <= high && h >= low))
+            .count()
+    }
 }
 
 /// Prefixes (or suffixes) by text, and the lengths in use, so a value is looked up once per
@@ -124,9 +181,40 @@ impl PathIndex {
             Test::PrefixIgnoreCase(p) => self.folded_prefixes.add(p, condition),
             Test::SuffixIgnoreCase(p) => self.folded_suffixes.add(p, condition),
             Test::EqualsIgnoreCase(p) => self.folded.entry(p.clone()).or_default().push(condition),
+            Test::Numeric(r) if Ranges::bounds(r).is_some() => self.ranges.add(*r, condition),
             // Absence is not a value: `exists: false` is confirmed after the lookups.
             Test::Exists(false) => {}
             other => self.scanned.push((other.clone(), condition)),
+        }
+    }
+
+    /// How narrow `test` is as an anchor (higher is narrower): exact values, then indexed
+    /// prefixes, suffixes and ranges, then scanned tests; anything-but, exists and empty
+    /// affixes let (nearly) everything through. Then the load its bucket already carries.
+    fn anchor_rank(&self, test: &Test) -> (u8, std::cmp::Reverse<usize>) {
+        let load = |list: Option<&Vec<usize>>| std::cmp::Reverse(list.map_or(0, Vec::len));
+        match test {
+            Test::Exact(Literal::Str(s)) => (4, load(self.strings.get(s))),
+            Test::Exact(Literal::Num(n)) => (4, load(self.numbers.get(&number_key(*n)))),
+            Test::EqualsIgnoreCase(p) => (3, load(self.folded.get(p))),
+            Test::Prefix(p) if !p.is_empty() => (3, load(self.prefixes.by_text.get(p))),
+            Test::Suffix(p) if !p.is_empty() => (3, load(self.suffixes.by_text.get(p))),
+            Test::Numeric(r) if Ranges::bounds(r).is_some() => {
+                (3, std::cmp::Reverse(self.ranges.overlapping(r)))
+            }
+            Test::Exact(Literal::Bool(true)) => (2, load(Some(&self.trues))),
+            Test::Exact(Literal::Bool(false)) => (2, load(Some(&self.falses))),
+            Test::Exact(Literal::Null) => (2, load(Some(&self.nulls))),
+            Test::PrefixIgnoreCase(p) if !p.is_empty() => {
+                (2, load(self.folded_prefixes.by_text.get(p)))
+            }
+            Test::SuffixIgnoreCase(p) if !p.is_empty() => {
+                (2, load(self.folded_suffixes.by_text.get(p)))
+            }
+            Test::Wildcard(_) | Test::Numeric(_) | Test::Cidr(_) => {
+                (1, std::cmp::Reverse(self.scanned.len()))
+            }
+            _ => (0, std::cmp::Reverse(usize::MAX)),
         }
     }
 
@@ -155,6 +243,7 @@ impl PathIndex {
                 if let Some(list) = self.numbers.get(&number_key(n)) {
                     list.iter().copied().for_each(&mut *hit);
                 }
+                self.ranges.hits(n, hit);
             }
             Leaf::Bool(true) => self.trues.iter().copied().for_each(&mut *hit),
             Leaf::Bool(false) => self.falses.iter().copied().for_each(&mut *hit),
@@ -219,32 +308,47 @@ impl Matcher {
                 if self.index.len() < self.paths.len() {
                     self.index.resize_with(self.paths.len(), PathIndex::default);
                 }
-                let id = self.conditions.len();
-                if let Some(index) = self.index.get_mut(path) {
-                    for test in &condition.tests {
-                        index.add(test, id);
-                    }
-                }
+                ids.push(self.conditions.len());
                 self.conditions.push(Cond {
                     alternative,
                     path,
                     tests: condition.tests.clone(),
                     absent_ok: condition.holds_when_absent(),
+                    anchor: false,
                 });
-                ids.push(id);
             }
             ids.sort_by_key(|id| self.conditions.get(*id).is_some_and(|c| c.absent_ok));
-            let required = ids
+            let anchor = ids
                 .iter()
-                .filter(|id| self.conditions.get(**id).is_some_and(|c| !c.absent_ok))
-                .count();
-            if required == 0 {
-                self.always.push(alternative);
+                .filter_map(|id| {
+                    let cond = self.conditions.get(*id).filter(|c| !c.absent_ok)?;
+                    let index = self.index.get(cond.path)?;
+                    // A condition is as wide as its widest test.
+                    let (class, load) = cond.tests.iter().map(|t| index.anchor_rank(t)).min()?;
+                    // Fewest conditions sharing the bucket first (each is confirmed whenever
+                    // the bucket is hit), then the narrower kind of test.
+                    Some(((class > 0, load, class), *id))
+                })
+                .max_by_key(|(rank, _)| *rank)
+                .filter(|((usable, _, _), _)| *usable)
+                .map(|(_, id)| id);
+            match anchor {
+                Some(id) => {
+                    if let Some(cond) = self.conditions.get_mut(id) {
+                        cond.anchor = true;
+                        if let Some(index) = self.index.get_mut(cond.path) {
+                            for test in &cond.tests {
+                                index.add(test, id);
+                            }
+                        }
+                    }
+                }
+                None => self.always.push(alternative),
             }
             self.alternatives.push(Alt {
                 rule,
                 conditions: ids,
-                required: u32::try_from(required).unwrap_or(u32::MAX),
+                required: u32::from(anchor.is_some()),
             });
         }
     }
@@ -367,9 +471,17 @@ impl Matcher {
                 let Some(cond) = self.conditions.get(*id) else {
                     return false;
                 };
-                !cond.absent_ok
-                    || scratch.condition_seen.get(*id) == Some(&scratch.epoch)
-                    || scratch.path_seen.get(cond.path) != Some(&scratch.epoch)
+                if cond.anchor {
+                    // The index found a leaf it accepts.
+                    return true;
+                }
+                if scratch.path_seen.get(cond.path) != Some(&scratch.epoch) {
+                    return cond.absent_ok;
+                }
+                flat.found
+                    .iter()
+                    .filter(|f| f.path == cond.path)
+                    .any(|f| cond.tests.iter().any(|t| t.accepts(flat.leaf(f))))
             });
         }
         let mut chosen: Vec<&[(u32, u32)]> = Vec::new();
