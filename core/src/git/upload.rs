@@ -304,19 +304,16 @@ fn fetch_v2(snap: &Snapshot, args: &[String], out: &mut dyn Write) -> Result<()>
         pktline::text(out, "ready")?;
         pktline::delim(out)?;
     }
-    // shallow-info comes before the pack and needs the walk's boundary; otherwise the walk
-    // runs after the `packfile` line, with keepalives.
-    let early = if req.depth.is_set() {
-        Some(select(snap, &req, &common)?)
-    } else {
-        None
-    };
-    if let Some(selection) = &early {
+    // The commits first: shallow-info needs their boundary and comes before the pack. The
+    // trees (the long part) are walked after the `packfile` line, with keepalives.
+    let wanted = wanted(snap, &req, &common)?;
+    let commits = walk::select_commits(&snap.odb, &wanted)?;
+    if req.depth.is_set() {
         pktline::text(out, "shallow-info")?;
-        for s in &selection.shallow {
+        for s in commits.shallow() {
             pktline::text(out, &format!("shallow {s}"))?;
         }
-        for s in &selection.unshallow {
+        for s in commits.unshallow() {
             pktline::text(out, &format!("unshallow {s}"))?;
         }
         pktline::delim(out)?;
@@ -329,10 +326,7 @@ fn fetch_v2(snap: &Snapshot, args: &[String], out: &mut dyn Write) -> Result<()>
         pktline::delim(out)?;
     }
     pktline::text(out, "packfile")?;
-    let selection = match early {
-        Some(selection) => selection,
-        None => with_keepalives(out, KEEPALIVE, || select(snap, &req, &common))??,
-    };
+    let selection = with_keepalives(out, KEEPALIVE, || commits.finish(&snap.odb, &wanted))??;
     send_pack(snap, &req, &selection.objects, out)?;
     pktline::flush(out)
 }
@@ -367,22 +361,28 @@ fn with_keepalives<R: Send>(
 }
 
 fn select(snap: &Snapshot, req: &FetchRequest, common: &[ObjectId]) -> Result<walk::Selection> {
+    walk::select(&snap.odb, &wanted(snap, req, common)?)
+}
+
+/// What the walk needs of a fetch request.
+fn wanted<'r>(
+    snap: &Snapshot,
+    req: &'r FetchRequest,
+    common: &'r [ObjectId],
+) -> Result<Wanted<'r>> {
     let tags = if req.include_tag {
         snap.annotated_tags()?
     } else {
         Vec::new()
     };
-    walk::select(
-        &snap.odb,
-        &Wanted {
-            wants: &req.wants,
-            common,
-            client_shallow: &req.shallow,
-            depth: req.depth.clone(),
-            filter: req.filter,
-            tags,
-        },
-    )
+    Ok(Wanted {
+        wants: &req.wants,
+        common,
+        client_shallow: &req.shallow,
+        depth: req.depth.clone(),
+        filter: req.filter,
+        tags,
+    })
 }
 
 fn send_pack(

@@ -134,8 +134,48 @@ pub(crate) struct Selection {
     pub unshallow: Vec<ObjectId>,
 }
 
+/// A walk whose commits are chosen (so the shallow boundary is known) and whose trees are not
+/// walked yet; [`Commits::finish`] walks them, the expensive half.
+#[derive(Debug)]
+pub(crate) struct Commits {
+    selection: Selection,
+    trees: Vec<ObjectId>,
+    edges: Vec<ObjectId>,
+    sent: HashSet<ObjectId>,
+}
+
+impl Commits {
+    /// Commits the client must record as shallow.
+    pub(crate) fn shallow(&self) -> &[ObjectId] {
+        &self.selection.shallow
+    }
+
+    /// Client shallow commits whose parents are now sent.
+    pub(crate) fn unshallow(&self) -> &[ObjectId] {
+        &self.selection.unshallow
+    }
+
+    /// Adds the trees, blobs and tags: the whole selection.
+    pub(crate) fn finish(mut self, odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
+        add_trees_and_tags(
+            odb,
+            req,
+            &self.trees,
+            &self.edges,
+            &mut self.sent,
+            &mut self.selection.objects,
+        )?;
+        Ok(self.selection)
+    }
+}
+
 /// Computes the objects to send.
 pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
+    select_commits(odb, req)?.finish(odb, req)
+}
+
+/// Chooses the commits to send (and the shallow boundary); see [`Commits`].
+pub(crate) fn select_commits(odb: &Odb, req: &Wanted<'_>) -> Result<Commits> {
     // git's upload-pack ignores shallow lines naming objects it does not have, and refuses
     // ones naming anything but a commit.
     for shallow in req.client_shallow {
@@ -244,8 +284,12 @@ pub(crate) fn select(odb: &Odb, req: &Wanted<'_>) -> Result<Selection> {
             }
         }
     }
-    add_trees_and_tags(odb, req, &trees, &edges, &mut sent, &mut out.objects)?;
-    Ok(out)
+    Ok(Commits {
+        selection: out,
+        trees,
+        edges,
+        sent,
+    })
 }
 
 /// The commits `n` below the client's shallow commits that have parents: the boundary a
