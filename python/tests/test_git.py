@@ -24,6 +24,20 @@ def git(cwd, *args, env=None):
     return out.stdout
 
 
+def new_repo(path):
+    """An empty local repository at `path`."""
+    path.mkdir()
+    git(path, "init", "-q")
+    return path
+
+
+def commit_file(repo, name, text, message):
+    """Writes `name` and commits it."""
+    (repo / name).write_text(text)
+    git(repo, "add", name)
+    git(repo, "commit", "-q", "-m", message)
+
+
 def http_remote(cc, user, password):
     """The repository's HTTP URL, the same with the credentials in it (for git), and an
     environment for git that never prompts and leaves the protocol to git."""
@@ -73,12 +87,8 @@ def test_git_pushes_and_dulwich_clones_fetches_and_pushes(hosted, tmp_path):
     keep, cc, server, user, password, account = hosted
     url, authed, env = http_remote(cc, user, password)
 
-    local = tmp_path / "local"
-    local.mkdir()
-    git(local, "init", "-q")
-    (local / "README.md").write_text(f"hello {MARKER}\n")
-    git(local, "add", "README.md")
-    git(local, "commit", "-q", "-m", "first")
+    local = new_repo(tmp_path / "local")
+    commit_file(local, "README.md", f"hello {MARKER}\n", "first")
     git(local, "push", "-q", authed, "main", env=env)
     head = git(local, "rev-parse", "HEAD").strip()
 
@@ -90,9 +100,7 @@ def test_git_pushes_and_dulwich_clones_fetches_and_pushes(hosted, tmp_path):
     assert (target / "README.md").read_text() == f"hello {MARKER}\n"
 
     # ...fetches what git pushes next...
-    (local / "more.txt").write_text("more\n")
-    git(local, "add", "more.txt")
-    git(local, "commit", "-q", "-m", "second")
+    commit_file(local, "more.txt", "more\n", "second")
     git(local, "push", "-q", authed, "main", env=env)
     second = git(local, "rev-parse", "HEAD").strip()
     result = dulwich_porcelain.fetch(repo, url, username=user, password=password,
@@ -116,13 +124,9 @@ def test_git_pushes_and_dulwich_clones_fetches_and_pushes(hosted, tmp_path):
 def test_compaction_and_limits_from_python(hosted, tmp_path):
     keep, cc, _server, user, password, account = hosted
     url, authed, env = http_remote(cc, user, password)
-    local = tmp_path / "local"
-    local.mkdir()
-    git(local, "init", "-q")
+    local = new_repo(tmp_path / "local")
     for i in range(3):
-        (local / f"f{i}.txt").write_text(f"{i}\n")
-        git(local, "add", ".")
-        git(local, "commit", "-q", "-m", f"c{i}")
+        commit_file(local, f"f{i}.txt", f"{i}\n", f"c{i}")
         git(local, "push", "-q", authed, "main", env=env)
     report = keep.compact_repository(account, "web", grace_seconds=0, retired_blob_delay_seconds=0)
     assert report["PacksBefore"] == 3 and report["PacksAfter"] == 1, report

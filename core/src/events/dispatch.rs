@@ -130,11 +130,8 @@ struct Compiled {
     rules: Vec<RuleRecord>,
 }
 
-fn compiled_for<'c>(
-    inner: &KeepInner,
-    cache: &'c mut HashMap<String, Compiled>,
-    account: &str,
-) -> Result<&'c Compiled> {
+/// Rebuilds the account's compiled rules if they changed since they were compiled.
+fn refresh(inner: &KeepInner, cache: &mut HashMap<String, Compiled>, account: &str) -> Result<()> {
     let generation = inner.meta.read(|t| super::generation(t, account))?;
     let stale = cache
         .get(account)
@@ -164,9 +161,7 @@ fn compiled_for<'c>(
             },
         );
     }
-    cache
-        .get(account)
-        .ok_or_else(|| crate::error::Error::internal("a compiled rule set vanished"))
+    Ok(())
 }
 
 /// Matches the next batch of events and records their deliveries; true when it read any.
@@ -175,12 +170,20 @@ fn fan_out(inner: &KeepInner, cache: &mut HashMap<String, Compiled>) -> Result<b
     let Some(last) = events.last().map(|e| e.seq) else {
         return Ok(false);
     };
+    // Each account's rules are checked for changes once per batch.
+    let accounts: std::collections::BTreeSet<&str> =
+        events.iter().map(|e| e.account.as_str()).collect();
+    for account in accounts {
+        refresh(inner, cache, account)?;
+    }
     let mut deliveries = Vec::new();
     let mut scratch = Scratch::default();
     let mut hits = Vec::new();
     for event in &events {
         let envelope = event.to_eventbridge(inner.region.as_str());
-        let compiled = compiled_for(inner, cache, &event.account)?;
+        let Some(compiled) = cache.get(&event.account) else {
+            continue;
+        };
         compiled
             .matcher
             .matching_with(&envelope, &mut scratch, &mut hits);

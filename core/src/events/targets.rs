@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::rules::{check_name, load, paged, store};
 use super::{limit_exceeded, validation};
-use crate::api::OpCtx;
+use crate::api::{OpCtx, optional_str};
 use crate::error::Result;
 
 /// EventBridge's quota of targets per rule.
@@ -49,10 +49,10 @@ fn check_target(target: &Value) -> Result<Value> {
     let object = target
         .as_object()
         .ok_or_else(|| validation("A target must be an object"))?;
-    let id = text(object, "Id")?.ok_or_else(|| validation("A target needs an Id"))?;
+    let id = optional_str(target, "Id")?.ok_or_else(|| validation("A target needs an Id"))?;
     check_name("targets.id", id)?;
-    let arn =
-        text(object, "Arn")?.ok_or_else(|| validation(format!("Target {id} needs an Arn")))?;
+    let arn = optional_str(target, "Arn")?
+        .ok_or_else(|| validation(format!("Target {id} needs an Arn")))?;
     check_target_arn(id, arn)?;
     let shapes = ["Input", "InputPath", "InputTransformer"]
         .iter()
@@ -63,11 +63,11 @@ fn check_target(target: &Value) -> Result<Value> {
             "Target {id}: only one of Input, InputPath and InputTransformer may be given"
         )));
     }
-    if let Some(input) = text(object, "Input")? {
+    if let Some(input) = optional_str(target, "Input")? {
         serde_json::from_str::<Value>(input)
             .map_err(|_| validation(format!("Target {id}: Input is not valid JSON")))?;
     }
-    if let Some(path) = text(object, "InputPath")? {
+    if let Some(path) = optional_str(target, "InputPath")? {
         super::transform::check_path(path)?;
     }
     if let Some(transformer) = object.get("InputTransformer") {
@@ -119,14 +119,6 @@ fn check_target_arn(id: &str, arn: &str) -> Result<()> {
         Err(validation(format!(
             "Target {id}: {arn} is not a target codekeep delivers to (a function, arn:aws:lambda:REGION:ACCOUNT:function:NAME)"
         )))
-    }
-}
-
-fn text<'v>(object: &'v Map<String, Value>, member: &str) -> Result<Option<&'v str>> {
-    match object.get(member) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(validation(format!("{member} must be a string"))),
     }
 }
 

@@ -137,9 +137,7 @@ fn spool_pack(snap: &Snapshot, input: &mut dyn Read, spool: &Path) -> Result<Spo
     let count = u32::try_from(offsets.len())
         .map_err(|_| bad_pack("a pack cannot hold more than 2^32 objects"))?;
     let header = gix_pack::data::header::encode(gix_pack::data::Version::V2, count);
-    if offsets.is_empty() {
-        out.write_all(&header)?;
-    }
+    // The header goes in at the start (over the placeholder, or into an empty file).
     let mut file = out.into_inner().map_err(|e| Error::from(e.into_error()))?;
     file.seek(SeekFrom::Start(0))?;
     file.write_all(&header)?;
@@ -317,7 +315,7 @@ impl<'s> Links<'s> {
 
 /// Parses an object strictly; returns every object it names (gitlinks excepted: they point
 /// into other repositories) and, for a commit, what fast-forward classification needs.
-pub(crate) fn parse_links(
+fn parse_links(
     id: ObjectId,
     kind: Kind,
     data: &[u8],

@@ -24,8 +24,8 @@ pub struct Matcher {
     alternatives: Vec<Alt>,
     /// Per path id.
     index: Vec<PathIndex>,
-    /// Alternatives with no required condition (only `exists: false`-like ones): checked for
-    /// every event.
+    /// Alternatives without an anchor (nothing narrower than anything-but or exists):
+    /// checked for every event.
     always: Vec<usize>,
 }
 
@@ -45,7 +45,6 @@ struct Alt {
     rule: u64,
     /// Condition ids, required ones first.
     conditions: Vec<usize>,
-    required: u32,
 }
 
 /// Conditions indexed by what they test, for one path.
@@ -261,29 +260,20 @@ impl PathIndex {
 #[derive(Debug, Default)]
 pub struct Scratch {
     epoch: u32,
-    condition_seen: Vec<u32>,
     alternative_seen: Vec<u32>,
-    alternative_hits: Vec<u32>,
     path_seen: Vec<u32>,
     touched: Vec<usize>,
 }
 
 impl Scratch {
     fn start(&mut self, matcher: &Matcher) {
-        let sizes = (
-            matcher.conditions.len(),
-            matcher.alternatives.len(),
-            matcher.index.len(),
-        );
-        if self.condition_seen.len() != sizes.0
-            || self.alternative_seen.len() != sizes.1
-            || self.path_seen.len() != sizes.2
+        let sizes = (matcher.alternatives.len(), matcher.index.len());
+        if self.alternative_seen.len() != sizes.0
+            || self.path_seen.len() != sizes.1
             || self.epoch == u32::MAX
         {
-            self.condition_seen = vec![0; sizes.0];
-            self.alternative_seen = vec![0; sizes.1];
-            self.alternative_hits = vec![0; sizes.1];
-            self.path_seen = vec![0; sizes.2];
+            self.alternative_seen = vec![0; sizes.0];
+            self.path_seen = vec![0; sizes.1];
             self.epoch = 0;
         }
         self.epoch += 1;
@@ -348,7 +338,6 @@ impl Matcher {
             self.alternatives.push(Alt {
                 rule,
                 conditions: ids,
-                required: u32::from(anchor.is_some()),
             });
         }
     }
@@ -410,17 +399,13 @@ impl Matcher {
                 continue;
             };
             index.hits(flat.leaf(found), &mut |condition| {
-                self.count_hit(condition, scratch);
+                self.touch(condition, scratch);
             });
         }
         let candidates = scratch
             .touched
             .iter()
             .copied()
-            .filter(|alt| {
-                self.alternatives.get(*alt).map(|a| a.required)
-                    == scratch.alternative_hits.get(*alt).copied()
-            })
             .chain(self.always.iter().copied());
         let mut confirmed: Vec<u64> = Vec::new();
         for alt in candidates {
@@ -434,37 +419,22 @@ impl Matcher {
         out.extend(confirmed);
     }
 
-    fn count_hit(&self, condition: usize, scratch: &mut Scratch) {
-        let epoch = scratch.epoch;
-        let Some(seen) = scratch.condition_seen.get_mut(condition) else {
+    /// Notes the alternative whose anchor `condition` a leaf satisfied.
+    fn touch(&self, condition: usize, scratch: &mut Scratch) {
+        let Some(alt) = self.conditions.get(condition).map(|c| c.alternative) else {
             return;
         };
-        if *seen == epoch {
-            return;
-        }
-        *seen = epoch;
-        let Some(cond) = self.conditions.get(condition) else {
-            return;
-        };
-        if cond.absent_ok {
-            return;
-        }
-        let alt = cond.alternative;
-        if let (Some(seen), Some(hits)) = (
-            scratch.alternative_seen.get_mut(alt),
-            scratch.alternative_hits.get_mut(alt),
-        ) {
-            if *seen != epoch {
-                *seen = epoch;
-                *hits = 0;
-                scratch.touched.push(alt);
-            }
-            *hits += 1;
+        if let Some(seen) = scratch.alternative_seen.get_mut(alt)
+            && *seen != scratch.epoch
+        {
+            *seen = scratch.epoch;
+            scratch.touched.push(alt);
         }
     }
 
-    /// Checks an alternative whose required conditions were all hit: conditions that hold
-    /// when absent, and (when arrays of objects are involved) one element per match.
+    /// Checks a candidate alternative (its anchor hit, or it has none) against its other
+    /// conditions: those that hold when absent included, and (when arrays of objects are
+    /// involved) one element per match.
     fn confirm(&self, alternative: &Alt, flat: &Flat<'_>, scratch: &Scratch) -> bool {
         if !flat.has_elements() {
             return alternative.conditions.iter().all(|id| {
