@@ -14,7 +14,7 @@ LDLIBS := -lpthread -ldl -lm
 # ring computes AES-GCM in assembly whose output memcheck cannot track as initialised, so
 # uninitialised-value checks report its ciphertexts falsely; leaks and invalid accesses are checked.
 VALGRIND := valgrind --suppressions=ffi/tests/c/valgrind.supp --undef-value-errors=no --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
-FEATURES := crypto audit git server postgres s3
+FEATURES := crypto audit git webhooks server postgres s3
 
 .PHONY: test demo bench tools venv lint rust-test features header header-check c-test staticlib python-build python-test bench-build clean
 

@@ -68,6 +68,20 @@ pub(crate) struct KeepInner {
     pub functions: crate::events::functions::Functions,
     /// The first retry of a failed delivery waits about this long; each next one twice that.
     pub delivery_retry_base_millis: i64,
+    /// Sends webhooks; replaced whole when the host reconfigures webhooks.
+    #[cfg(feature = "webhooks")]
+    webhooks: std::sync::RwLock<Arc<crate::events::webhook::http::WebhookClient>>,
+}
+
+impl KeepInner {
+    /// The current webhook client.
+    #[cfg(feature = "webhooks")]
+    pub(crate) fn webhooks(&self) -> Arc<crate::events::webhook::http::WebhookClient> {
+        match self.webhooks.read() {
+            Ok(client) => Arc::clone(&client),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
 }
 
 /// Builds a [`Keep`] from chosen parts; anything not set gets the embedded default.
@@ -204,6 +218,10 @@ impl KeepBuilder {
                     .as_millis(),
             )
             .unwrap_or(i64::MAX),
+            #[cfg(feature = "webhooks")]
+            webhooks: std::sync::RwLock::new(Arc::new(
+                crate::events::webhook::WebhookConfig::default().client()?,
+            )),
         };
         let inner = Arc::new(inner);
         let dispatcher = crate::events::dispatch::Dispatcher::start(
@@ -448,6 +466,22 @@ impl Keep {
             self.inner.region.as_str(),
             account.as_str()
         ))
+    }
+
+    /// Sets where webhooks may go, how long an attempt may take and which extra CAs https
+    /// endpoints may use. Until this is called, no webhook is allowed anywhere. Deliveries
+    /// already due use the new settings from their next attempt.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when the CA file cannot be read as PEM certificates.
+    #[cfg(feature = "webhooks")]
+    pub fn configure_webhooks(&self, config: &crate::events::webhook::WebhookConfig) -> Result<()> {
+        let client = Arc::new(config.client()?);
+        match self.inner.webhooks.write() {
+            Ok(mut current) => *current = client,
+            Err(poisoned) => *poisoned.into_inner() = client,
+        }
+        Ok(())
     }
 
     /// The deliveries that ran out of retries into the dead-letter queue `queue_arn` (a

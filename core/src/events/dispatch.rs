@@ -12,7 +12,7 @@
 //!    delivers again, with the same event id: at least once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -35,6 +35,8 @@ const DEFAULT_RETRIES: u64 = 185;
 const DEFAULT_MAX_AGE_SECONDS: i64 = 86_400;
 /// The longest wait between retries.
 const MAX_BACKOFF_MILLIS: i64 = 60_000;
+/// Attempts made side by side in one delivery round.
+const WORKERS: usize = 8;
 /// How long the thread sleeps when nothing is due and nothing wakes it.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 
@@ -226,7 +228,8 @@ fn new_delivery(
     }
 }
 
-/// Attempts every due delivery once; true when any was due.
+/// Attempts every due delivery once; true when any was due. Attempts run side by side (a slow
+/// webhook holds one worker, not the whole round).
 fn deliver_due(inner: &KeepInner) -> Result<bool> {
     let now = inner.clock.now_millis();
     let due: Vec<Delivery> = inner.meta.read(|t| {
@@ -237,37 +240,119 @@ fn deliver_due(inner: &KeepInner) -> Result<bool> {
             .take(BATCH)
             .collect())
     })?;
-    for delivery in &due {
-        let outcome = attempt(inner, delivery);
-        settle(inner, delivery, &outcome, now)?;
+    let next = AtomicUsize::new(0);
+    let work = || -> Result<()> {
+        while let Some(delivery) = due.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let outcome = attempt(inner, delivery);
+            settle(inner, delivery, &outcome, now)?;
+        }
+        Ok(())
+    };
+    let workers = due.len().min(WORKERS);
+    if workers <= 1 {
+        work()?;
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(crate::error::Error::internal("a delivery worker panicked"))
+                    })
+                })
+                .collect::<Result<Vec<()>>>()
+        })?;
     }
     Ok(!due.is_empty())
 }
 
-/// One attempt: the target's payload to its function.
-fn attempt(inner: &KeepInner, delivery: &Delivery) -> std::result::Result<(), String> {
+/// How an attempt ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Delivered,
+    /// Failed; tried again while the RetryPolicy allows.
+    Retry(String),
+    /// Failed for good (a webhook's 4xx, a destination that is gone): straight to the
+    /// dead-letter queue.
+    Fail(String),
+}
+
+/// One attempt: the target's payload to its function, webhook or topic.
+fn attempt(inner: &KeepInner, delivery: &Delivery) -> Outcome {
     let arn = delivery
         .target
         .get("Arn")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let payload = super::transform::payload(
+    let payload = match super::transform::payload(
         &delivery.target,
         &delivery.event,
         &delivery.rule_arn,
         &delivery.rule_name,
-    )
-    .map_err(|e| e.message().to_owned())?;
-    inner.functions.invoke(arn, &payload)
+    ) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Fail(e.message().to_owned()),
+    };
+    #[cfg(feature = "webhooks")]
+    if arn.contains(":api-destination/") {
+        return post_webhook(inner, delivery, arn, &payload);
+    }
+    match inner.functions.invoke(arn, &payload) {
+        Ok(()) => Outcome::Delivered,
+        Err(e) => Outcome::Retry(e),
+    }
+}
+
+/// POSTs (or the destination's method) the payload to an API destination, signed.
+#[cfg(feature = "webhooks")]
+fn post_webhook(inner: &KeepInner, delivery: &Delivery, arn: &str, payload: &str) -> Outcome {
+    use super::webhook::http::Outcome as Http;
+    let destination = match inner.meta.read(|t| super::destinations::by_arn(t, arn)) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Outcome::Fail(format!("API destination {arn} does not exist")),
+        Err(e) => return Outcome::Retry(e.message().to_owned()),
+    };
+    let secret = match destination.secret(inner) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Retry(e.message().to_owned()),
+    };
+    let timestamp = inner.clock.now_millis() / 1000;
+    let signature = match super::webhook::sign(&secret, &delivery.id, timestamp, payload.as_bytes())
+    {
+        Ok(s) => s,
+        Err(e) => return Outcome::Fail(e.message().to_owned()),
+    };
+    let mut headers = vec![
+        ("Content-Type".to_owned(), "application/json".to_owned()),
+        ("webhook-id".to_owned(), delivery.id.clone()),
+        ("webhook-timestamp".to_owned(), timestamp.to_string()),
+        ("webhook-signature".to_owned(), signature),
+    ];
+    if let Some(extra) = delivery
+        .target
+        .pointer("/HttpParameters/HeaderParameters")
+        .and_then(Value::as_object)
+    {
+        for (name, value) in extra {
+            if let Some(value) = value.as_str() {
+                headers.push((name.clone(), value.to_owned()));
+            }
+        }
+    }
+    let endpoint = super::targets::endpoint_with_query(&destination.endpoint, &delivery.target);
+    match inner
+        .webhooks()
+        .send(&destination.method, &endpoint, &headers, payload.as_bytes())
+    {
+        Http::Delivered(_) => Outcome::Delivered,
+        Http::Retry(why) => Outcome::Retry(why),
+        Http::Fail(why) => Outcome::Fail(why),
+    }
 }
 
 /// Records an attempt's outcome: done, retried later, or dead-lettered.
-fn settle(
-    inner: &KeepInner,
-    delivery: &Delivery,
-    outcome: &std::result::Result<(), String>,
-    now: i64,
-) -> Result<()> {
+fn settle(inner: &KeepInner, delivery: &Delivery, outcome: &Outcome, now: i64) -> Result<()> {
     let retry = delivery.target.get("RetryPolicy");
     let max_retries = retry
         .and_then(|r| r.get("MaximumRetryAttempts"))
@@ -283,15 +368,19 @@ fn settle(
         if t.get(&key)?.is_none() {
             return Ok(());
         }
-        let Err(error) = outcome else {
-            t.delete(&key)?;
-            return Ok(());
+        let (error, retryable) = match outcome {
+            Outcome::Delivered => {
+                t.delete(&key)?;
+                return Ok(());
+            }
+            Outcome::Retry(e) => (e, true),
+            Outcome::Fail(e) => (e, false),
         };
         let mut next = delivery.clone();
         next.attempts += 1;
         next.last_error = Some(error.clone());
         let expired = now - delivery.event_millis > max_age.saturating_mul(1000);
-        if next.attempts > max_retries || expired {
+        if !retryable || next.attempts > max_retries || expired {
             t.delete(&key)?;
             if let Some(queue) = delivery
                 .target

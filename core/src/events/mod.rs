@@ -2,6 +2,8 @@
 //! bus (rules, targets, PutEvents, TestEventPattern), in-process functions (the keep's
 //! Lambda) and the dispatcher that drains the outbox and delivers to them at least once.
 
+#[cfg(feature = "webhooks")]
+pub(crate) mod destinations;
 pub(crate) mod dispatch;
 pub(crate) mod functions;
 pub mod pattern;
@@ -9,6 +11,8 @@ mod put_events;
 mod rules;
 mod targets;
 mod transform;
+#[cfg(feature = "webhooks")]
+pub mod webhook;
 
 use serde_json::Value;
 
@@ -18,6 +22,9 @@ use crate::store::{Key, Txn};
 
 macro_rules! events_op {
     ($name:literal, $handler:expr, read_only = $ro:expr) => {
+        events_op!($name, $handler, read_only = $ro, secrets = &[])
+    };
+    ($name:literal, $handler:expr, read_only = $ro:expr, secrets = $secrets:expr) => {
         Operation {
             service: "events",
             iam_prefix: "events",
@@ -25,9 +32,10 @@ macro_rules! events_op {
             name: $name,
             read_only: $ro,
             blob_members: &[],
-            secret_members: &[],
+            secret_members: $secrets,
             resources: &[
                 "arn:aws:events:*:*:rule/*",
+                "arn:aws:events:*:*:api-destination/*",
                 "arn:aws:events:*:*:event-bus/*",
                 "*",
             ],
@@ -56,6 +64,33 @@ pub(crate) static EVENTS_OPERATIONS: &[Operation] = &[
         read_only = true
     ),
     events_op!("PutEvents", put_events::put_events, read_only = false),
+    #[cfg(feature = "webhooks")]
+    events_op!(
+        "CreateApiDestination",
+        destinations::create,
+        read_only = false,
+        secrets = &["SigningSecret"]
+    ),
+    #[cfg(feature = "webhooks")]
+    events_op!(
+        "DescribeApiDestination",
+        destinations::describe,
+        read_only = true
+    ),
+    #[cfg(feature = "webhooks")]
+    events_op!("ListApiDestinations", destinations::list, read_only = true),
+    #[cfg(feature = "webhooks")]
+    events_op!(
+        "UpdateApiDestination",
+        destinations::update,
+        read_only = false
+    ),
+    #[cfg(feature = "webhooks")]
+    events_op!(
+        "DeleteApiDestination",
+        destinations::delete,
+        read_only = false
+    ),
 ];
 
 /// The bus a call names: only `default` exists (or its ARN).

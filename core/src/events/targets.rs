@@ -13,9 +13,13 @@ use crate::error::Result;
 /// EventBridge's quota of targets per rule.
 pub(crate) const MAX_TARGETS: usize = 5;
 
-/// Target ARNs codekeep delivers to: in-process functions. (Topics and webhook destinations
-/// are accepted once they are delivered to.)
-const TARGET_SERVICES: &[(&str, &str)] = &[("lambda", "function:")];
+/// Target ARNs codekeep delivers to: in-process functions and (with webhooks) API
+/// destinations.
+const TARGET_SERVICES: &[(&str, &str)] = &[
+    ("lambda", "function:"),
+    #[cfg(feature = "webhooks")]
+    ("events", "api-destination/"),
+];
 
 pub(crate) fn put_targets(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let mut rule = load(ctx, input, "Rule")?;
@@ -73,6 +77,9 @@ fn check_target(target: &Value) -> Result<Value> {
     if let Some(transformer) = object.get("InputTransformer") {
         super::transform::check_transformer(transformer)?;
     }
+    if let Some(http) = object.get("HttpParameters") {
+        check_http_parameters(id, http)?;
+    }
     if let Some(retry) = object.get("RetryPolicy") {
         check_range(retry, "MaximumRetryAttempts", 0, 185)?;
         check_range(retry, "MaximumEventAgeInSeconds", 60, 86_400)?;
@@ -96,6 +103,7 @@ fn check_target(target: &Value) -> Result<Value> {
         "Input",
         "InputPath",
         "InputTransformer",
+        "HttpParameters",
         "RetryPolicy",
         "DeadLetterConfig",
     ] {
@@ -117,9 +125,74 @@ fn check_target_arn(id: &str, arn: &str) -> Result<()> {
         Ok(())
     } else {
         Err(validation(format!(
-            "Target {id}: {arn} is not a target codekeep delivers to (a function, arn:aws:lambda:REGION:ACCOUNT:function:NAME)"
+            "Target {id}: {arn} is not a target codekeep delivers to (a function, arn:aws:lambda:REGION:ACCOUNT:function:NAME, or an API destination, arn:aws:events:REGION:ACCOUNT:api-destination/NAME/ID)"
         )))
     }
+}
+
+/// HttpParameters: header and query maps of strings, path values for the endpoint's `*`s.
+fn check_http_parameters(id: &str, http: &Value) -> Result<()> {
+    let bad = |why: &str| validation(format!("Target {id}: HttpParameters.{why}"));
+    for member in ["HeaderParameters", "QueryStringParameters"] {
+        let Some(map) = http.get(member) else {
+            continue;
+        };
+        let map = map
+            .as_object()
+            .ok_or_else(|| bad(&format!("{member} must map names to strings")))?;
+        for (name, value) in map {
+            let value = value
+                .as_str()
+                .ok_or_else(|| bad(&format!("{member} values must be strings")))?;
+            let token = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token || value.contains(['\r', '\n']) || value.len() > 512 {
+                return Err(bad(&format!("{member} has an invalid entry {name:?}")));
+            }
+        }
+    }
+    if let Some(values) = http.get("PathParameterValues") {
+        let ok = values
+            .as_array()
+            .is_some_and(|v| v.len() <= 1 && v.iter().all(Value::is_string));
+        if !ok {
+            return Err(bad("PathParameterValues must hold at most one string"));
+        }
+    }
+    Ok(())
+}
+
+/// A destination endpoint with the target's path value in place of its `*` and its query
+/// parameters appended.
+#[cfg(feature = "webhooks")]
+pub(crate) fn endpoint_with_query(endpoint: &str, target: &Value) -> String {
+    let http = target.get("HttpParameters");
+    let mut out = match http
+        .and_then(|h| h.pointer("/PathParameterValues/0"))
+        .and_then(Value::as_str)
+    {
+        Some(value) => endpoint.replacen(
+            '*',
+            &url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>(),
+            1,
+        ),
+        None => endpoint.to_owned(),
+    };
+    if let Some(query) = http
+        .and_then(|h| h.get("QueryStringParameters"))
+        .and_then(Value::as_object)
+        .filter(|q| !q.is_empty())
+    {
+        let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in query {
+            serializer.append_pair(name, value.as_str().unwrap_or_default());
+        }
+        out.push(if out.contains('?') { '&' } else { '?' });
+        out.push_str(&serializer.finish());
+    }
+    out
 }
 
 fn check_range(object: &Value, member: &str, low: i64, high: i64) -> Result<()> {

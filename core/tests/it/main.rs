@@ -35,6 +35,8 @@ mod policy_props;
 mod simulate;
 mod store;
 mod sts;
+#[cfg(feature = "webhooks")]
+mod webhooks;
 
 use codekeep::{Caller, Client, Keep};
 use serde_json::Value;

@@ -47,9 +47,11 @@ impl Cidr {
     }
 
     pub(crate) fn contains(&self, text: &str) -> bool {
-        let Ok(address) = text.parse::<IpAddr>() else {
-            return false;
-        };
+        text.parse::<IpAddr>()
+            .is_ok_and(|address| self.contains_address(address))
+    }
+
+    pub(crate) fn contains_address(&self, address: IpAddr) -> bool {
         address.is_ipv4() == self.network.is_ipv4() && mask(address, self.bits) == self.network
     }
 }

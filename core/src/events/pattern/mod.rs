@@ -10,7 +10,7 @@
 //! - numbers compare as numbers, exactly or with `numeric` (300, 300.0 and 3.0e2 are equal);
 //! - `anything-but` needs the field present.
 
-mod cidr;
+pub(crate) mod cidr;
 mod event;
 mod matcher;
 mod parse;
