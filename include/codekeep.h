@@ -173,6 +173,23 @@ typedef uint32_t (*codekeep_read_callback)(void *user_data, uint8_t *buf, size_t
 typedef uint32_t (*codekeep_write_callback)(void *user_data, const uint8_t *buf, size_t len);
 
 /**
+ * A function: receives an event (or the target's shaped input) as NUL-terminated JSON text of
+ * `payload_len` bytes, valid only during the call. Returns 0 when it handled the event;
+ * anything else fails the delivery, which is retried as the target's RetryPolicy says. Called
+ * from the keep's delivery threads, possibly concurrently; it may call into the keep through
+ * a client, but must not free the keep.
+ */
+typedef int32_t (*codekeep_function_callback)(void *user_data,
+                                              const char *payload,
+                                              size_t payload_len);
+
+/**
+ * Frees the user data of a key provider; called exactly once, when the last handle that uses
+ * the provider is freed.
+ */
+typedef void (*codekeep_free_callback)(void *user_data);
+
+/**
  * Wraps or unwraps key material: transform `input` (bound to `aad`) into `out` (room for
  * `out_cap` bytes) and write the result's length to `*out_len`. When `out_cap` is too small,
  * write the needed length to `*out_len` and return CODEKEEP_STATUS_BUFFER_TOO_SMALL: the call
@@ -188,12 +205,6 @@ typedef uint32_t (*codekeep_key_transform_callback)(void *user_data,
                                                     uint8_t *out,
                                                     size_t out_cap,
                                                     size_t *out_len);
-
-/**
- * Frees the user data of a key provider; called exactly once, when the last handle that uses
- * the provider is freed.
- */
-typedef void (*codekeep_free_callback)(void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -442,6 +453,67 @@ const char *codekeep_status_str(uint32_t status);
  * when `len` is 0, to ask for the size.
  */
 codekeep_status codekeep_last_error_message(char *buf, size_t len, size_t *out_n);
+
+/**
+ * Registers function `name` of account `account_id` (addressed by rules as
+ * `arn:aws:lambda:REGION:ACCOUNT:function:NAME`), replacing one of that name. `free_user_data`
+ * (may be NULL) is called once when the function is removed or replaced and no call to it is
+ * running, or when the keep is freed — also when this call fails.
+ *
+ * Returns CODEKEEP_STATUS_NULL_ARGUMENT for a NULL callback, _INVALID_ARGUMENT for a name
+ * that is not 1 to 64 letters, digits, '-' or '_'.
+ */
+codekeep_status codekeep_keep_register_function(const struct codekeep_keep *keep,
+                                                const char *account_id,
+                                                const char *name,
+                                                codekeep_function_callback callback,
+                                                void *user_data,
+                                                codekeep_free_callback free_user_data);
+
+/**
+ * Removes function `name` of account `account_id`; writes 1 to `*removed` when it existed,
+ * else 0.
+ */
+codekeep_status codekeep_keep_remove_function(const struct codekeep_keep *keep,
+                                              const char *account_id,
+                                              const char *name,
+                                              int32_t *removed);
+
+/**
+ * Writes the dead letters of queue `queue_arn` (a target's DeadLetterConfig.Arn) to
+ * `*json_out` as a JSON array of `{"Event", "RuleArn", "TargetId", "Attempts", "Error"}`.
+ * Free it with codekeep_string_free().
+ */
+codekeep_status codekeep_keep_dead_letters(const struct codekeep_keep *keep,
+                                           const char *queue_arn,
+                                           char **json_out);
+
+/**
+ * Sets where webhooks may go, from `config_json`: `{"hosts": ["hooks.example.com",
+ * "*.example.org"], "networks": ["127.0.0.0/8"], "timeout_ms": 5000, "ca_file": "ca.pem"}`
+ * (every member optional). Until it is called no webhook goes anywhere; loopback, private and
+ * link-local addresses also need their network listed.
+ */
+codekeep_status codekeep_keep_configure_webhooks(const struct codekeep_keep *keep,
+                                                 const char *config_json);
+
+/**
+ * Checks a received webhook: `signature` (the webhook-signature header, one or more
+ * space-separated `v1,<base64>`) must sign `id`.`timestamp`.`body` under `secret` (the
+ * destination's `whsec_...` signing secret), and `timestamp` must be within
+ * `tolerance_seconds` of `now_seconds` (0 for the current time).
+ *
+ * Returns CODEKEEP_STATUS_OK when it verifies, _ACCESS_DENIED for a wrong signature or a stale
+ * timestamp, _INVALID_ARGUMENT for a malformed secret or header.
+ */
+codekeep_status codekeep_webhook_verify(const char *secret,
+                                        const char *id,
+                                        const char *timestamp,
+                                        const char *signature,
+                                        const uint8_t *body,
+                                        size_t body_len,
+                                        int64_t now_seconds,
+                                        int64_t tolerance_seconds);
 
 /**
  * Opens (creating if needed) a keep whose key material is wrapped by callbacks instead of a

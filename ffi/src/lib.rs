@@ -9,6 +9,7 @@
 
 mod envelope;
 mod error;
+mod events;
 mod handle;
 mod provider;
 mod server;
@@ -23,6 +24,10 @@ pub use envelope::{
     codekeep_write_callback,
 };
 pub use error::{codekeep_last_error_message, codekeep_status, codekeep_status_str};
+pub use events::{
+    codekeep_function_callback, codekeep_keep_configure_webhooks, codekeep_keep_dead_letters,
+    codekeep_keep_register_function, codekeep_keep_remove_function, codekeep_webhook_verify,
+};
 pub use provider::{
     codekeep_free_callback, codekeep_keep_open_with_key_provider, codekeep_key_transform_callback,
 };
@@ -85,6 +90,22 @@ fn write_string(out: *mut *mut c_char, value: String) -> Result<(), FfiError> {
         .map_err(|_| FfiError::new(codekeep_status::Internal, "output contains a NUL byte"))?;
     handle::write_out(out, c.into_raw());
     Ok(())
+}
+
+/// Reads a byte buffer argument: `len` bytes at `ptr` (NULL allowed when `len` is 0).
+fn bytes_arg<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u8], FfiError> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(FfiError::new(
+            codekeep_status::NullArgument,
+            format!("`{name}` is NULL"),
+        ));
+    }
+    // SAFETY: the caller passes `len` readable bytes at `ptr` that stay valid for the call
+    // (the documented contract of every buffer parameter).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
 fn check_out<T>(out: *mut T, name: &str) -> Result<(), FfiError> {

@@ -286,9 +286,61 @@ impl Keep {
         })
     }
 
+    /// Registers `function` (called with the event's JSON text; an exception fails the
+    /// delivery) as function `name` of `account`, addressed by rules as
+    /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME`.
+    fn register_function(
+        &self,
+        py: Python<'_>,
+        account: &str,
+        name: &str,
+        function: Py<PyAny>,
+    ) -> PyResult<()> {
+        let keep = self.keep()?;
+        py.detach(|| {
+            keep.register_function(account, name, move |payload: &str| {
+                Python::attach(|py| {
+                    function
+                        .call1(py, (payload,))
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                })
+            })
+        })
+        .map(drop)
+        .map_err(|e| to_py_err(py, &e, "RegisterFunction"))
+    }
+
+    /// Removes function `name` of `account`; true when it existed.
+    fn remove_function(&self, py: Python<'_>, account: &str, name: &str) -> PyResult<bool> {
+        let keep = self.keep()?;
+        py.detach(|| keep.remove_function(account, name))
+            .map_err(|e| to_py_err(py, &e, "RemoveFunction"))
+    }
+
+    /// The dead letters of queue `queue_arn`, as JSON text.
+    fn dead_letters_json(&self, py: Python<'_>, queue_arn: &str) -> PyResult<String> {
+        let keep = self.keep()?;
+        py.detach(|| keep.dead_letters(queue_arn))
+            .map(|v| serde_json::Value::from(v).to_string())
+            .map_err(|e| to_py_err(py, &e, "DeadLetters"))
+    }
+
+    /// Sets the webhook settings from JSON text (see `WebhookConfig::from_json`).
+    fn configure_webhooks(&self, py: Python<'_>, config_json: &str) -> PyResult<()> {
+        let keep = self.keep()?;
+        let config = codekeep::events::webhook::WebhookConfig::from_json(&parse_json(config_json)?)
+            .map_err(|e| to_py_err(py, &e, "ConfigureWebhooks"))?;
+        py.detach(|| keep.configure_webhooks(&config))
+            .map_err(|e| to_py_err(py, &e, "ConfigureWebhooks"))
+    }
+
     /// Releases the keep. Idempotent; clients already made stay usable.
-    fn close(&self) -> PyResult<()> {
-        self.inner.lock().map_err(|_| closed())?.take();
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let keep = self.inner.lock().map_err(|_| closed())?.take();
+        // The last handle stops the delivery thread and waits for it; that thread may be
+        // waiting for the GIL to call a Python function, so the GIL is released meanwhile.
+        py.detach(move || drop(keep));
         Ok(())
     }
 
@@ -297,6 +349,33 @@ impl Keep {
     fn closed(&self) -> bool {
         self.inner.lock().map_or(true, |g| g.is_none())
     }
+}
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        let keep = self.inner.get_mut().ok().and_then(Option::take);
+        if keep.is_some() {
+            // As in `close`: never wait for the delivery thread while holding the GIL.
+            Python::attach(|py| py.detach(move || drop(keep)));
+        }
+    }
+}
+
+/// Checks a received webhook's signature and timestamp (see `codekeep::events::webhook::verify`).
+#[pyfunction]
+#[expect(clippy::too_many_arguments, reason = "the scheme's parts, as named")]
+fn verify_webhook(
+    py: Python<'_>,
+    secret: &str,
+    id: &str,
+    timestamp: &str,
+    signature: &str,
+    body: &[u8],
+    now: i64,
+    tolerance: i64,
+) -> PyResult<()> {
+    codekeep::events::webhook::verify(secret, id, timestamp, signature, body, now, tolerance)
+        .map_err(|e| to_py_err(py, &e, "VerifyWebhook"))
 }
 
 /// A client of one service acting as one caller.
@@ -646,7 +725,7 @@ impl Server {
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use super::{Client, Keep, SealedReader, SealedWriter, Server};
+    use super::{Client, Keep, SealedReader, SealedWriter, Server, verify_webhook};
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

@@ -1,7 +1,10 @@
 /* C tests of the codekeep ABI. Built with -Wall -Wextra -Werror against include/codekeep.h. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codekeep.h"
 #include "codekeep.h" /* included twice on purpose: the include guard must hold */
@@ -341,6 +344,91 @@ static void test_server(void) {
   codekeep_keep_free(keep);
 }
 
+/* A C function as an event target: counts calls, keeps the last payload, fails the first. */
+struct calls { atomic_int n; atomic_int freed; char last[4096]; };
+
+static int32_t on_event(void *ud, const char *payload, size_t len) {
+  struct calls *c = ud;
+  int n = atomic_fetch_add(&c->n, 1);
+  if (len < sizeof c->last) memcpy(c->last, payload, len + 1);
+  return n == 0 ? 7 : 0; /* the first call fails: the delivery is retried */
+}
+
+static void free_calls(void *ud) { atomic_store(&((struct calls *)ud)->freed, 1); }
+
+static void sleep_ms(long ms) {
+  struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&t, NULL);
+}
+
+static void test_functions_and_webhooks(void) {
+  codekeep_keep *keep = NULL;
+  OK(codekeep_keep_open_memory(&keep));
+  char *account = NULL;
+  OK(codekeep_keep_create_account(keep, "c-events", &account));
+  char id[64], root[128];
+  json_get(account, "Id", id, sizeof id);
+  snprintf(root, sizeof root, "{\"AccountId\":\"%s\"}", id);
+
+  static struct calls calls;
+  atomic_init(&calls.n, 0);
+  atomic_init(&calls.freed, 0);
+  CHECK(codekeep_keep_register_function(keep, id, "bad name!", on_event, &calls, free_calls) == CODEKEEP_STATUS_INVALID_ARGUMENT);
+  CHECK(atomic_load(&calls.freed) == 1); /* freed on failure too */
+  atomic_store(&calls.freed, 0);
+  CHECK(codekeep_keep_register_function(keep, id, "f", NULL, NULL, NULL) == CODEKEEP_STATUS_NULL_ARGUMENT);
+  OK(codekeep_keep_register_function(keep, id, "on-push", on_event, &calls, free_calls));
+
+  codekeep_client *events = NULL;
+  OK(codekeep_client_new(keep, "events", root, &events));
+  char *out = NULL;
+  OK(codekeep_client_call(events, "PutRule",
+                          "{\"Name\":\"r\",\"EventPattern\":\"{\\\"source\\\":[\\\"c.app\\\"]}\"}", &out));
+  codekeep_string_free(out);
+  char targets[512];
+  snprintf(targets, sizeof targets,
+           "{\"Rule\":\"r\",\"Targets\":[{\"Id\":\"c\",\"Arn\":\"arn:aws:lambda:us-east-1:%s:function:on-push\"}]}", id);
+  OK(codekeep_client_call(events, "PutTargets", targets, &out));
+  codekeep_string_free(out);
+  OK(codekeep_client_call(events, "PutEvents",
+                          "{\"Entries\":[{\"Source\":\"c.app\",\"DetailType\":\"t\",\"Detail\":\"{\\\"n\\\":42}\"}]}", &out));
+  codekeep_string_free(out);
+  /* The first call fails; the retry (about a second later) succeeds. */
+  for (int i = 0; i < 1000 && atomic_load(&calls.n) < 2; i++) sleep_ms(10);
+  CHECK(atomic_load(&calls.n) == 2);
+  CHECK(strstr(calls.last, "\"n\":42") != NULL);
+  CHECK(strstr(calls.last, "\"source\":\"c.app\"") != NULL);
+  int removed = 0;
+  OK(codekeep_keep_remove_function(keep, id, "on-push", &removed));
+  CHECK(removed == 1);
+  CHECK(atomic_load(&calls.freed) == 1);
+  OK(codekeep_keep_remove_function(keep, id, "on-push", &removed));
+  CHECK(removed == 0);
+  OK(codekeep_keep_dead_letters(keep, "arn:aws:sqs:us-east-1:111122223333:q", &out));
+  CHECK(strcmp(out, "[]") == 0);
+  codekeep_string_free(out);
+
+  /* Webhook settings and the receiver's check (Standard Webhooks' published example). */
+  CHECK(codekeep_keep_configure_webhooks(keep, "{\"hosts\": [\"a*b\"]}") == CODEKEEP_STATUS_INVALID_ARGUMENT);
+  CHECK(codekeep_keep_configure_webhooks(keep, "{\"hosts\": 1}") == CODEKEEP_STATUS_INVALID_ARGUMENT);
+  OK(codekeep_keep_configure_webhooks(keep, "{\"hosts\": [\"127.0.0.1\"], \"networks\": [\"127.0.0.0/8\"], \"timeout_ms\": 2000}"));
+  const char *secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  const char *body = "{\"test\": 2432232314}";
+  const char *sig = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+  OK(codekeep_webhook_verify(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", sig,
+                             (const uint8_t *)body, strlen(body), 1614265330, 300));
+  CHECK(codekeep_webhook_verify(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", sig,
+                                (const uint8_t *)"{}", 2, 1614265330, 300) == CODEKEEP_STATUS_ACCESS_DENIED);
+  /* 0 means now: the 2021 timestamp is far outside the tolerance. */
+  CHECK(codekeep_webhook_verify(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", sig,
+                                (const uint8_t *)body, strlen(body), 0, 300) == CODEKEEP_STATUS_ACCESS_DENIED);
+  CHECK(codekeep_webhook_verify("whsec_%%", "id", "1", sig, NULL, 0, 1, 300) == CODEKEEP_STATUS_INVALID_ARGUMENT);
+
+  codekeep_client_free(events);
+  codekeep_string_free(account);
+  codekeep_keep_free(keep);
+}
+
 int main(void) {
   test_version_and_statuses();
   test_errors();
@@ -348,6 +436,7 @@ int main(void) {
   test_key_provider_callbacks();
   test_iam_users_and_authorize();
   test_server();
+  test_functions_and_webhooks();
   if (failures) {
     fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

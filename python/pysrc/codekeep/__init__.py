@@ -14,6 +14,8 @@ import datetime
 import json
 import os
 import re
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import _native
@@ -30,7 +32,7 @@ from .exceptions import (
 )
 
 __version__: str = _native.__version__
-__all__ = ["Keep", "Client", "Server", "ClientError", "CodekeepError", "InvalidArgument", "AccessDenied",
+__all__ = ["Keep", "Client", "Server", "verify_webhook", "ClientError", "CodekeepError", "InvalidArgument", "AccessDenied",
            "NotFound", "CryptoError", "DecryptionError", "KeyDisabled", "__version__"]
 
 
@@ -291,6 +293,40 @@ class Keep:
             config["Tls"] = {"CertificateChain": os.fspath(tls[0]), "PrivateKey": os.fspath(tls[1])}
         return Server(self._native.serve(json.dumps(config)))
 
+    def register_function(self, account: str, name: str,
+                          function: Callable[[Any], object]) -> None:
+        """Registers `function` as the in-process Lambda function `name` of `account`, which
+        rules target as ``arn:aws:lambda:REGION:ACCOUNT:function:NAME``. It is called with the
+        event (or the target's shaped input) parsed from JSON, on the keep's delivery threads;
+        an exception fails the delivery, which is retried as the target's RetryPolicy says.
+        A function that refers to the keep keeps it open until it is removed."""
+        def call(payload: str) -> None:
+            function(json.loads(payload))
+        self._native.register_function(account, name, call)
+
+    def remove_function(self, account: str, name: str) -> bool:
+        """Removes function `name` of `account`; True when it existed."""
+        return bool(self._native.remove_function(account, name))
+
+    def dead_letters(self, queue_arn: str) -> list[dict[str, Any]]:
+        """Deliveries that ran out of retries into dead-letter queue `queue_arn`: each with
+        Event, RuleArn, TargetId, Attempts and Error."""
+        result: list[dict[str, Any]] = json.loads(self._native.dead_letters_json(queue_arn))
+        return result
+
+    def configure_webhooks(self, *, hosts: list[str] = (), networks: list[str] = (),  # type: ignore[assignment]
+                           timeout_ms: int | None = None,
+                           ca_file: str | os.PathLike[str] | None = None) -> None:
+        """Sets where webhooks may go: `hosts` (``hooks.example.com``, ``*.example.org``,
+        ``*``) and, for loopback, private or link-local addresses, their `networks` in CIDR
+        notation. Until this is called no webhook goes anywhere."""
+        config: dict[str, Any] = {"hosts": list(hosts), "networks": list(networks)}
+        if timeout_ms is not None:
+            config["timeout_ms"] = timeout_ms
+        if ca_file is not None:
+            config["ca_file"] = os.fspath(ca_file)
+        self._native.configure_webhooks(json.dumps(config))
+
     def close(self) -> None:
         """Releases the keep; idempotent."""
         self._native.close()
@@ -304,6 +340,23 @@ class Keep:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def verify_webhook(secret: str, headers: Mapping[str, str], body: bytes, *,
+                   tolerance_seconds: int = 300, now: int | None = None) -> None:
+    """Checks a webhook codekeep sent: the ``webhook-signature`` header must sign
+    ``webhook-id.webhook-timestamp.body`` under `secret` (the destination's ``whsec_...``), and
+    the timestamp must be within `tolerance_seconds` of `now` (default: the current time).
+    Raises AccessDenied for a wrong signature or stale timestamp, InvalidArgument for a
+    malformed secret or missing header."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    missing = [h for h in ("webhook-id", "webhook-timestamp", "webhook-signature") if h not in lower]
+    if missing:
+        raise InvalidArgument("InvalidArgument", f"missing header(s): {', '.join(missing)}",
+                              "InvalidArgument", 400, "VerifyWebhook")
+    _native.verify_webhook(secret, lower["webhook-id"], lower["webhook-timestamp"],
+                           lower["webhook-signature"], bytes(body),
+                           int(time.time()) if now is None else now, tolerance_seconds)
 
 
 class Server:
