@@ -56,7 +56,6 @@ pub(crate) fn uuid_v4() -> String {
     )
 }
 
-#[cfg(test)]
 /// True when `s` is a canonical lowercase UUID.
 pub(crate) fn is_uuid(s: &str) -> bool {
     s.len() == 36

@@ -484,6 +484,35 @@ impl Keep {
         Ok(())
     }
 
+    /// Up to `max` messages waiting in the in-process application queue `queue` of `account`
+    /// (filled by `sns` subscriptions with protocol `application` and that endpoint), oldest
+    /// first: each `{"ReceiptHandle", "MessageId", "SubscriptionArn", "Body"}`. A message stays
+    /// until deleted with [`Keep::delete_application_message`].
+    ///
+    /// # Errors
+    /// `Storage`.
+    pub fn application_messages(
+        &self,
+        account: &str,
+        queue: &str,
+        max: usize,
+    ) -> Result<Vec<serde_json::Value>> {
+        crate::events::sns::application_messages(&self.inner, account, queue, max)
+    }
+
+    /// Deletes a message read with [`Keep::application_messages`]; true when it was there.
+    ///
+    /// # Errors
+    /// `Storage`.
+    pub fn delete_application_message(
+        &self,
+        account: &str,
+        queue: &str,
+        receipt_handle: &str,
+    ) -> Result<bool> {
+        crate::events::sns::delete_application_message(&self.inner, account, queue, receipt_handle)
+    }
+
     /// The deliveries that ran out of retries into the dead-letter queue `queue_arn` (a
     /// target's `DeadLetterConfig.Arn`): each with the event, the rule, the target id, the
     /// attempts made and the last error.

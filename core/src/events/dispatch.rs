@@ -66,6 +66,13 @@ fn pending_key(id: &str) -> Key {
     pending_prefix().push(id)
 }
 
+/// Records a delivery for the dispatcher inside `txn` (wakes it when `txn` commits).
+pub(crate) fn enqueue(txn: &mut crate::store::Txn<'_>, delivery: &Delivery) -> Result<()> {
+    txn.put_json(&pending_key(&delivery.id), delivery)?;
+    txn.wake_dispatcher();
+    Ok(())
+}
+
 /// Dead letters of queue `arn`.
 pub(crate) fn dead_letter_prefix(queue_arn: &str) -> Key {
     Key::new("events-delivery").push("dead").push(queue_arn)
@@ -278,13 +285,19 @@ pub(crate) enum Outcome {
     Fail(String),
 }
 
-/// One attempt: the target's payload to its function, webhook or topic.
+/// One attempt: the target's payload to its function, webhook or topic, or a topic's message
+/// to one subscription.
 fn attempt(inner: &KeepInner, delivery: &Delivery) -> Outcome {
     let arn = delivery
         .target
         .get("Arn")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    let sns = arn.starts_with("arn:aws:sns:");
+    // A topic's ARN has six parts; a subscription's adds its id.
+    if sns && arn.split(':').count() > 6 {
+        return super::sns::attempt(inner, delivery);
+    }
     let payload = match super::transform::payload(
         &delivery.target,
         &delivery.event,
@@ -297,6 +310,19 @@ fn attempt(inner: &KeepInner, delivery: &Delivery) -> Outcome {
     #[cfg(feature = "webhooks")]
     if arn.contains(":api-destination/") {
         return post_webhook(inner, delivery, arn, &payload);
+    }
+    if sns {
+        let now = inner.clock.now_millis();
+        let published = inner
+            .meta
+            .txn(|t| super::sns::publish_in(t, now, arn, &payload, None, None, &json!({})));
+        return match published {
+            Ok(_) => Outcome::Delivered,
+            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => {
+                Outcome::Fail(format!("topic {arn} does not exist"))
+            }
+            Err(e) => Outcome::Retry(e.message().to_owned()),
+        };
     }
     match inner.functions.invoke(arn, &payload) {
         Ok(()) => Outcome::Delivered,

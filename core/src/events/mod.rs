@@ -9,6 +9,7 @@ pub(crate) mod functions;
 pub mod pattern;
 mod put_events;
 mod rules;
+pub mod sns;
 mod targets;
 mod transform;
 #[cfg(feature = "webhooks")]

@@ -13,10 +13,11 @@ use crate::error::Result;
 /// EventBridge's quota of targets per rule.
 pub(crate) const MAX_TARGETS: usize = 5;
 
-/// Target ARNs codekeep delivers to: in-process functions and (with webhooks) API
+/// Target ARNs codekeep delivers to: in-process functions, topics and (with webhooks) API
 /// destinations.
 const TARGET_SERVICES: &[(&str, &str)] = &[
     ("lambda", "function:"),
+    ("sns", ""),
     #[cfg(feature = "webhooks")]
     ("events", "api-destination/"),
 ];
@@ -120,12 +121,12 @@ fn check_target_arn(id: &str, arn: &str) -> Result<()> {
         .map_err(|_| validation(format!("Target {id}: {arn} is not a valid ARN")))?;
     let supported = TARGET_SERVICES.iter().any(|(service, resource)| {
         parsed.service() == *service && parsed.resource().starts_with(resource)
-    });
+    }) && !(parsed.service() == "sns" && parsed.resource().contains(':'));
     if supported {
         Ok(())
     } else {
         Err(validation(format!(
-            "Target {id}: {arn} is not a target codekeep delivers to (a function, arn:aws:lambda:REGION:ACCOUNT:function:NAME, or an API destination, arn:aws:events:REGION:ACCOUNT:api-destination/NAME/ID)"
+            "Target {id}: {arn} is not a target codekeep delivers to (a function, arn:aws:lambda:REGION:ACCOUNT:function:NAME, a topic, arn:aws:sns:REGION:ACCOUNT:NAME, or an API destination, arn:aws:events:REGION:ACCOUNT:api-destination/NAME/ID)"
         )))
     }
 }

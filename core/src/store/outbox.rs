@@ -94,6 +94,11 @@ impl Txn<'_> {
 }
 
 impl Txn<'_> {
+    /// Wakes the events dispatcher when this transaction commits (it wrote delivery records).
+    pub(crate) fn wake_dispatcher(&mut self) {
+        self.appended = true;
+    }
+
     /// Moves `consumer`'s cursor to `seq` inside this transaction (so whatever the consumer
     /// recorded for those events commits with it).
     pub(crate) fn outbox_advance(&mut self, consumer: &str, seq: u64) -> Result<()> {

@@ -33,6 +33,9 @@ mod iam_vectors;
 mod kms;
 mod policy_props;
 mod simulate;
+#[cfg(feature = "webhooks")]
+mod sns;
+mod sns_filters;
 mod store;
 mod sts;
 #[cfg(feature = "webhooks")]

@@ -14,14 +14,14 @@ use serde_json::{Value, json};
 
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> &str {
+    pub fn header(&self, name: &str) -> &str {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -30,13 +30,13 @@ impl Received {
 }
 
 /// A receiver answering the n-th request (from 0) as `answer(n)` says: a status and a delay.
-struct Receiver {
-    port: u16,
+pub struct Receiver {
+    pub port: u16,
     seen: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    fn start(answer: impl Fn(usize) -> (u16, Duration) + Send + Sync + 'static) -> Receiver {
+    pub fn start(answer: impl Fn(usize) -> (u16, Duration) + Send + Sync + 'static) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
@@ -95,15 +95,15 @@ impl Receiver {
         Receiver { port, seen }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn count(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
     }
 
-    fn requests(&self) -> Vec<Received> {
+    pub fn requests(&self) -> Vec<Received> {
         self.seen.lock().unwrap().clone()
     }
 }
@@ -123,7 +123,7 @@ fn keep() -> (Keep, String, Client) {
     (keep, account, events)
 }
 
-fn allow_loopback(keep: &Keep, timeout: Duration) {
+pub fn allow_loopback(keep: &Keep, timeout: Duration) {
     keep.configure_webhooks(&WebhookConfig {
         allowance: WebhookAllowance::new()
             .allow_host("127.0.0.1")
@@ -160,7 +160,7 @@ fn destination(events: &Client, name: &str, url: &str) -> (String, String) {
     )
 }
 
-fn now_seconds() -> i64 {
+pub fn now_seconds() -> i64 {
     i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

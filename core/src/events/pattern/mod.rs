@@ -13,7 +13,7 @@
 pub(crate) mod cidr;
 mod event;
 mod matcher;
-mod parse;
+pub(crate) mod parse;
 mod wildcard;
 
 use std::sync::Arc;

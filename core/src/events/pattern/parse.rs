@@ -26,10 +26,15 @@ pub(super) fn pattern(text: &str) -> Result<Pattern> {
     }
     let value: Value = serde_json::from_str(text)
         .map_err(|e| invalid(format!("Filter is not valid JSON: {e}")))?;
+    pattern_value(&value)
+}
+
+/// A pattern already read as JSON, without the size quota (SNS filter policies have their own).
+pub(crate) fn pattern_value(value: &Value) -> Result<Pattern> {
     let Value::Object(object) = value else {
         return Err(invalid("Filter is not an object"));
     };
-    let alternatives = object_alternatives(&object, &[])?;
+    let alternatives = object_alternatives(object, &[])?;
     Ok(Pattern { alternatives })
 }
 
