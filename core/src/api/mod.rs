@@ -307,6 +307,7 @@ pub(crate) fn run<R>(
             let resources = std::mem::take(&mut ctx.audit_resources);
             let record = crate::audit::api_call_record(op, &req, input, Ok(&output), &resources);
             crate::audit::append(ctx.txn, keep, &record)?;
+            crate::audit::publish_api_call(ctx.txn, op, req.time_millis, &record)?;
         }
         Ok((output, extra))
     });
@@ -325,10 +326,10 @@ fn record_failure(
     #[cfg(feature = "audit")]
     {
         let record = crate::audit::api_call_record(op, req, input, Err(&err), &[]);
-        if let Err(audit_err) = keep
-            .meta
-            .txn(|txn| crate::audit::append(txn, keep, &record))
-        {
+        if let Err(audit_err) = keep.meta.txn(|txn| {
+            crate::audit::append(txn, keep, &record)?;
+            crate::audit::publish_api_call(txn, op, req.time_millis, &record)
+        }) {
             return audit_err;
         }
     }

@@ -201,6 +201,37 @@ fn read_head(t: &mut Txn<'_>) -> Result<(u64, [u8; MAC_LEN])> {
     }
 }
 
+/// Calls whose records EventBridge does not receive although they change nothing read-only:
+/// data-plane calls whose own events would double every event or message they carry.
+const NOT_SENT_TO_EVENTBRIDGE: &[&str] = &["PutEvents", "Publish"];
+
+/// Appends EventBridge's copy of a call's CloudTrail record (detail-type `AWS API Call via
+/// CloudTrail`, source `aws.<service>`, the record as detail) to the outbox inside `t`, so
+/// rules can match API calls, denied ones included. As in EventBridge, read-only calls are not
+/// sent, and a call without an account (a rejected credential) has no bus to go to.
+pub(crate) fn publish_api_call(
+    t: &mut Txn<'_>,
+    op: &Operation,
+    time_millis: i64,
+    record: &Value,
+) -> Result<()> {
+    if op.read_only || NOT_SENT_TO_EVENTBRIDGE.contains(&op.name) {
+        return Ok(());
+    }
+    let Some(account) = record.get("recipientAccountId").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    t.append_event(
+        time_millis,
+        &format!("aws.{}", op.iam_prefix),
+        "AWS API Call via CloudTrail",
+        account,
+        Vec::new(),
+        record.clone(),
+    )?;
+    Ok(())
+}
+
 /// Appends `record` to the log inside `t`; returns its sequence number.
 pub(crate) fn append(t: &mut Txn<'_>, keep: &KeepInner, record: &Value) -> Result<u64> {
     append_with(t, &keep.audit, keep.clock.now_millis(), record)

@@ -23,7 +23,7 @@ fn full_name(branch: &str) -> String {
 
 /// Validates a branch name as git does for `refs/heads/<name>`, and as CodeCommit: at most 256
 /// characters, and not exactly 40 hexadecimal digits (it would read as a commit id).
-fn check_branch_name(branch: &str) -> Result<()> {
+pub(super) fn check_branch_name(branch: &str) -> Result<()> {
     let looks_like_id = branch.len() == 40 && branch.bytes().all(|b| b.is_ascii_hexdigit());
     if branch.is_empty()
         || branch.len() > 256
@@ -133,6 +133,7 @@ pub(crate) fn create_branch(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Va
     };
     let arn = record.arn(ctx.req.region.as_str());
     super::git::write_ref(ctx, &record, &arn, &update)?;
+    super::triggers::fire(ctx, &record, &arn, &[&update])?;
     let mut record = record;
     if record.default_branch.is_none() {
         record.default_branch = Some(branch.to_owned());
@@ -211,6 +212,7 @@ pub(crate) fn delete_branch(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Va
     };
     let arn = record.arn(ctx.req.region.as_str());
     super::git::write_ref(ctx, &record, &arn, &update)?;
+    super::triggers::fire(ctx, &record, &arn, &[&update])?;
     touch(ctx, &record)?;
     Ok(json!({"deletedBranch": {"branchName": branch, "commitId": old.to_string()}}))
 }

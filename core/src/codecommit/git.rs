@@ -723,6 +723,13 @@ fn apply_updates(
             new_record.default_branch = Some(branch.to_owned());
         }
     }
+    let applied: Vec<&RefUpdate> = updates
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| result.is_none())
+        .map(|(u, _)| u)
+        .collect();
+    super::triggers::fire(ctx, record, &arn, &applied)?;
     new_record.modified = ctx.now();
     ctx.txn.put_json(
         &repositories::repo_key(&record.account, &record.name),

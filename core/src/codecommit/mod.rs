@@ -30,6 +30,7 @@ mod contents;
 pub(crate) mod git;
 mod limits;
 mod repositories;
+mod triggers;
 
 use serde_json::Value;
 
@@ -126,6 +127,9 @@ pub(crate) static CODECOMMIT_OPERATIONS: &[Operation] = &[
     cc_content_op!("GetBlob", contents::get_blob, "content"),
     cc_content_op!("GetFile", contents::get_file, "fileContent"),
     cc_op!("GetFolder", contents::get_folder, read_only = true),
+    cc_op!("PutRepositoryTriggers", triggers::put, read_only = false),
+    cc_op!("GetRepositoryTriggers", triggers::get, read_only = true),
+    cc_op!("TestRepositoryTriggers", triggers::test, read_only = false),
 ];
 
 /// A CodeCommit error: CodeCommit's codes all end in `Exception`.

@@ -460,6 +460,7 @@ pub(crate) fn sweep_deleted_keys(
                 && record.deletion_date.is_some_and(|d| now >= d)
             {
                 purge_key(t, cache, &record)?;
+                key_event(t, now, &record, "KMS CMK Deletion")?;
             }
         }
         Ok(())
@@ -740,6 +741,25 @@ pub(crate) fn unwrap_for_service(
     open_parsed(ctx, &record, &parsed, context)
 }
 
+/// KMS's EventBridge event for something that happened to a key without an API call
+/// (`KMS CMK Rotation`, `KMS CMK Deletion`): source `aws.kms`, the key's ARN as resource.
+fn key_event(
+    t: &mut crate::store::Txn<'_>,
+    now: i64,
+    record: &KeyRecord,
+    detail_type: &str,
+) -> Result<()> {
+    t.append_event(
+        now,
+        "aws.kms",
+        detail_type,
+        &record.account,
+        vec![record.arn.clone()],
+        json!({"key-id": record.key_id}),
+    )
+    .map(drop)
+}
+
 /// Adds a key version when automatic rotation is due (on use: there is no background task).
 fn rotate_if_due(ctx: &mut OpCtx<'_, '_>, record: &mut KeyRecord) -> Result<()> {
     let now = ctx.now();
@@ -751,6 +771,7 @@ fn rotate_if_due(ctx: &mut OpCtx<'_, '_>, record: &mut KeyRecord) -> Result<()> 
         record.next_rotation = Some(now + record.rotation_period_days * DAY_MS);
         ctx.txn
             .put_json(&key_key(&record.account, &record.key_id), &*record)?;
+        key_event(ctx.txn, now, record, "KMS CMK Rotation")?;
     }
     Ok(())
 }

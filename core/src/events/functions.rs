@@ -49,6 +49,11 @@ impl Functions {
         Ok(())
     }
 
+    /// Whether a function is registered at `arn`.
+    pub(crate) fn contains(&self, arn: &str) -> bool {
+        self.by_arn.read().is_ok_and(|m| m.contains_key(arn))
+    }
+
     pub(crate) fn remove(&self, arn: &str) -> Result<bool> {
         Ok(self
             .by_arn

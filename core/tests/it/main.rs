@@ -32,6 +32,7 @@ mod iam;
 mod iam_vectors;
 mod kms;
 mod policy_props;
+mod producers;
 mod simulate;
 #[cfg(feature = "webhooks")]
 mod sns;

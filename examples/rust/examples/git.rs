@@ -187,6 +187,10 @@ fn main() -> Result<()> {
     println!("events (the outbox, EventBridge envelopes):");
     for entry in keep.read_events("git-demo", 100)? {
         let event = &entry["Event"];
+        // The outbox also holds the write calls' "AWS API Call via CloudTrail" events.
+        if event["detail-type"] != "CodeCommit Repository State Change" {
+            continue;
+        }
         let detail = &event["detail"];
         println!(
             "  {} {} {} {}",

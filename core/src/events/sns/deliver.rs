@@ -61,7 +61,8 @@ pub(crate) fn attempt(inner: &KeepInner, delivery: &Delivery) -> Outcome {
                 "SubscriptionArn": subscription.arn,
                 "Body": body,
             });
-            let handle = format!("{:020}-{}", inner.clock.now_millis(), delivery.id);
+            // Ordered by publish time (standard topics promise no order beyond that).
+            let handle = format!("{:020}-{}", delivery.event_millis, delivery.id);
             let written = inner.meta.txn(|t| {
                 t.put_json(
                     &queue_prefix(&account, &subscription.endpoint).push(&handle),

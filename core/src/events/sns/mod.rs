@@ -151,6 +151,19 @@ fn parse_subscription_arn(arn: &str) -> Option<(String, String, String)> {
     crate::id::is_uuid(id).then(|| (account, name, id.to_owned()))
 }
 
+/// Whether the topic an ARN names exists.
+pub(crate) fn topic_exists(
+    txn: &mut crate::store::Txn<'_>,
+    arn: &str,
+) -> crate::error::Result<bool> {
+    let Some((account, name)) = parse_topic_arn(arn) else {
+        return Ok(false);
+    };
+    Ok(txn
+        .get_json::<Topic>(&topic_prefix(&account).push(&name))?
+        .is_some_and(|t| t.arn == arn))
+}
+
 fn invalid_parameter(message: impl Into<String>) -> Error {
     filter::invalid_parameter(message)
 }
