@@ -51,6 +51,7 @@ rust-test:
 	scripts/with-services.sh cargo test --workspace --all-features --locked
 	cargo run -q -p codekeep-examples --example iam --locked >/dev/null
 	cargo run -q -p codekeep-examples --example git --locked -- $(CARGO_TARGET_DIR)/git-demo >/dev/null
+	cargo run -q -p codekeep-examples --example events --locked -- $(CARGO_TARGET_DIR)/events-demo >/dev/null
 
 header:
 	"$(CBINDGEN)" --config ffi/cbindgen.toml --crate codekeep-ffi --output include/codekeep.h ffi
@@ -100,6 +101,8 @@ demo:
 	cargo run -q -p codekeep-examples --example quickstart --locked -- ./codekeep-data
 	@echo
 	cargo run -q -p codekeep-examples --example git --locked -- ./codekeep-data/git-demo
+	@echo
+	cargo run -q -p codekeep-examples --example events --locked -- ./codekeep-data/events-demo
 
 clean:
 	rm -rf build codekeep-data
