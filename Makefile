@@ -68,6 +68,7 @@ c-test: staticlib
 	cc $(CFLAGS) examples/c/quickstart.c $(STATICLIB) $(LDLIBS) -o build/quickstart_c
 	cc $(CFLAGS) examples/c/iam.c $(STATICLIB) $(LDLIBS) -o build/iam_c
 	cc $(CFLAGS) examples/c/git_story.c $(STATICLIB) $(LDLIBS) -o build/git_story_c
+	cc $(CFLAGS) examples/c/events.c $(STATICLIB) $(LDLIBS) -o build/events_c
 	c++ -Wall -Wextra -Werror -x c++ -fsyntax-only -Iinclude - <<< '#include "codekeep.h"'
 	rm -rf build/c-provider-keep && ./build/test_ffi
 	rm -rf build/c-quickstart && ./build/quickstart_c build/c-quickstart
@@ -77,6 +78,8 @@ c-test: staticlib
 	$(VALGRIND) ./build/iam_c >/dev/null
 	./build/git_story_c build/c-git-story
 	$(VALGRIND) ./build/git_story_c build/c-git-story >/dev/null
+	./build/events_c build/c-events
+	$(VALGRIND) ./build/events_c build/c-events >/dev/null
 	@# Only codekeep_* may be exported from the shared library.
 	@nm -D --defined-only $(CARGO_TARGET_DIR)/debug/libcodekeep.so | awk '$$2 ~ /^[TDBR]$$/ {print $$3}' > build/exported.txt
 	@test -s build/exported.txt

@@ -41,6 +41,9 @@ pub(crate) struct Destination {
     secret_wrapped: String,
 }
 
+/// EventBridge's default InvocationRateLimitPerSecond.
+const DEFAULT_RATE_LIMIT: i64 = 300;
+
 impl Destination {
     fn describe(&self) -> Value {
         let mut out = json!({
@@ -60,7 +63,7 @@ impl Destination {
             ),
             (
                 "InvocationRateLimitPerSecond",
-                self.rate_limit.map(|n| json!(n)),
+                Some(json!(self.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT))),
             ),
         ] {
             if let Some(value) = value {
@@ -259,7 +262,14 @@ pub(crate) fn list(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
         .iter()
         .filter(|d| d.name.starts_with(name_prefix))
         .filter(|d| connection.is_none_or(|c| d.connection_arn.as_deref() == Some(c)))
-        .map(Destination::describe)
+        .map(|d| {
+            // List entries carry no Description, as in EventBridge.
+            let mut row = d.describe();
+            if let Some(map) = row.as_object_mut() {
+                map.remove("Description");
+            }
+            row
+        })
         .collect();
     paged(&rows, input, "ApiDestinations")
 }

@@ -14,6 +14,7 @@ mod audit;
 mod codecommit;
 #[cfg(feature = "server")]
 mod codecommit_content;
+mod crash;
 mod credentials;
 mod delivery;
 mod dispatch;

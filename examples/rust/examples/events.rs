@@ -51,7 +51,10 @@ fn git(dir: &Path, args: &[&str], user: &str, password: &str) -> Result<Output> 
 
 /// A webhook receiver on 127.0.0.1: answers 200 to each POST and hands over its headers and
 /// body.
-fn receiver() -> Result<(u16, mpsc::Receiver<(Vec<(String, String)>, Vec<u8>)>)> {
+/// A received webhook: its headers (names lowercased) and body.
+type Hook = (Vec<(String, String)>, Vec<u8>);
+
+fn receiver() -> Result<(u16, mpsc::Receiver<Hook>)> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let (tx, rx) = mpsc::channel();
@@ -130,10 +133,10 @@ fn main() -> Result<()> {
         .to_owned();
 
     // Rule 1: pushes to main call an in-process function.
-    let (pushed, pushes) = mpsc::channel::<Value>();
+    let (calls, called) = mpsc::channel::<Value>();
     keep.register_function(&account, "on-push-to-main", move |payload: &str| {
         let event: Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
-        pushed.send(event).map_err(|e| e.to_string())
+        calls.send(event).map_err(|e| e.to_string())
     })?;
     let events = keep.client("events", root)?;
     events.call(
@@ -188,9 +191,14 @@ fn main() -> Result<()> {
     std::fs::write(app.join("README.md"), "# app\n")?;
     git(&app, &["add", "README.md"], user, password)?;
     git(&app, &["commit", "-q", "-m", "first"], user, password)?;
-    git(&app, &["push", "-q", &url, "main", "main:feature"], user, password)?;
+    git(
+        &app,
+        &["push", "-q", &url, "main", "main:feature"],
+        user,
+        password,
+    )?;
     println!("$ git push {url} main main:feature");
-    let event = pushes.recv_timeout(Duration::from_secs(20))?;
+    let event = called.recv_timeout(Duration::from_secs(20))?;
     println!(
         "  function on-push-to-main called: {} {} {} at {}",
         event["detail-type"].as_str().unwrap_or_default(),

@@ -82,7 +82,9 @@ impl FilterPolicy {
                     .unwrap_or(e.message()),
             )
         })?;
-        let mut keys: Vec<&[String]> = Vec::new();
+        // The keys counted against the limit: the attribute names, or the body's top-level
+        // keys (SNS counts nested policies by their first level).
+        let mut keys: Vec<&str> = Vec::new();
         let mut combinations = 0usize;
         for alternative in &pattern.alternatives {
             let mut product = 1usize;
@@ -99,8 +101,9 @@ impl FilterPolicy {
                         "Filter policy scope MessageAttributes does not support nested filter policy",
                     ));
                 }
-                if !keys.contains(&&*condition.path) {
-                    keys.push(&condition.path);
+                let key = condition.path.first().map_or("", String::as_str);
+                if !keys.contains(&key) {
+                    keys.push(key);
                 }
                 product = product
                     .saturating_mul(condition.path.len().saturating_mul(condition.tests.len()));

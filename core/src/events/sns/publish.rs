@@ -151,12 +151,11 @@ fn check_message(
         return Err(invalid_parameter("Invalid parameter: Empty message"));
     }
     if let Some(subject) = subject {
-        let ok = !subject.is_empty()
-            && subject.chars().count() <= 100
-            && subject
-                .chars()
-                .all(|c| c.is_ascii() && !c.is_ascii_control())
-            && subject.starts_with(|c: char| c.is_ascii_alphanumeric() || c.is_ascii_punctuation());
+        // "UTF-8 text with no line breaks or control characters, and less than 100
+        // characters long" (the Publish API reference).
+        let ok = !subject.trim().is_empty()
+            && subject.chars().count() < 100
+            && !subject.chars().any(char::is_control);
         if !ok {
             return Err(invalid_parameter("Invalid parameter: Subject"));
         }
