@@ -489,6 +489,28 @@ codekeep_status codekeep_keep_dead_letters(const struct codekeep_keep *keep,
                                            char **json_out);
 
 /**
+ * Writes up to `max` messages waiting in the in-process application queue `queue` of account
+ * `account_id` (filled by `sns` subscriptions with protocol "application") to `*json_out`, a
+ * JSON array of `{"ReceiptHandle", "MessageId", "SubscriptionArn", "Body"}`, oldest first.
+ * Free it with codekeep_string_free().
+ */
+codekeep_status codekeep_keep_application_messages(const struct codekeep_keep *keep,
+                                                   const char *account_id,
+                                                   const char *queue,
+                                                   size_t max,
+                                                   char **json_out);
+
+/**
+ * Deletes a message read with codekeep_keep_application_messages(); writes 1 to `*deleted`
+ * when it was there, else 0.
+ */
+codekeep_status codekeep_keep_delete_application_message(const struct codekeep_keep *keep,
+                                                         const char *account_id,
+                                                         const char *queue,
+                                                         const char *receipt_handle,
+                                                         int32_t *deleted);
+
+/**
  * Sets where webhooks may go, from `config_json`: `{"hosts": ["hooks.example.com",
  * "*.example.org"], "networks": ["127.0.0.0/8"], "timeout_ms": 5000, "ca_file": "ca.pem"}`
  * (every member optional). Until it is called no webhook goes anywhere; loopback, private and

@@ -124,6 +124,51 @@ pub extern "C" fn codekeep_keep_dead_letters(
     })
 }
 
+/// Writes up to `max` messages waiting in the in-process application queue `queue` of account
+/// `account_id` (filled by `sns` subscriptions with protocol "application") to `*json_out`, a
+/// JSON array of `{"ReceiptHandle", "MessageId", "SubscriptionArn", "Body"}`, oldest first.
+/// Free it with codekeep_string_free().
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_application_messages(
+    keep: *const codekeep_keep,
+    account_id: *const c_char,
+    queue: *const c_char,
+    max: usize,
+    json_out: *mut *mut c_char,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(json_out, "json_out")?;
+        let messages = handle::keep_ref(keep)?.application_messages(
+            str_arg(account_id, "account_id")?,
+            str_arg(queue, "queue")?,
+            max,
+        )?;
+        write_string(json_out, serde_json::Value::from(messages).to_string())
+    })
+}
+
+/// Deletes a message read with codekeep_keep_application_messages(); writes 1 to `*deleted`
+/// when it was there, else 0.
+#[unsafe(no_mangle)]
+pub extern "C" fn codekeep_keep_delete_application_message(
+    keep: *const codekeep_keep,
+    account_id: *const c_char,
+    queue: *const c_char,
+    receipt_handle: *const c_char,
+    deleted: *mut i32,
+) -> codekeep_status {
+    boundary(|| {
+        check_out(deleted, "deleted")?;
+        let existed = handle::keep_ref(keep)?.delete_application_message(
+            str_arg(account_id, "account_id")?,
+            str_arg(queue, "queue")?,
+            str_arg(receipt_handle, "receipt_handle")?,
+        )?;
+        handle::write_out(deleted, i32::from(existed));
+        Ok(())
+    })
+}
+
 /// Sets where webhooks may go, from `config_json`: `{"hosts": ["hooks.example.com",
 /// "*.example.org"], "networks": ["127.0.0.0/8"], "timeout_ms": 5000, "ca_file": "ca.pem"}`
 /// (every member optional). Until it is called no webhook goes anywhere; loopback, private and

@@ -25,8 +25,10 @@ pub use envelope::{
 };
 pub use error::{codekeep_last_error_message, codekeep_status, codekeep_status_str};
 pub use events::{
-    codekeep_function_callback, codekeep_keep_configure_webhooks, codekeep_keep_dead_letters,
-    codekeep_keep_register_function, codekeep_keep_remove_function, codekeep_webhook_verify,
+    codekeep_function_callback, codekeep_keep_application_messages,
+    codekeep_keep_configure_webhooks, codekeep_keep_dead_letters,
+    codekeep_keep_delete_application_message, codekeep_keep_register_function,
+    codekeep_keep_remove_function, codekeep_webhook_verify,
 };
 pub use provider::{
     codekeep_free_callback, codekeep_keep_open_with_key_provider, codekeep_key_transform_callback,

@@ -326,6 +326,33 @@ impl Keep {
             .map_err(|e| to_py_err(py, &e, "DeadLetters"))
     }
 
+    /// Up to `max` messages of application queue `queue` of `account`, as JSON text.
+    fn application_messages_json(
+        &self,
+        py: Python<'_>,
+        account: &str,
+        queue: &str,
+        max: usize,
+    ) -> PyResult<String> {
+        let keep = self.keep()?;
+        py.detach(|| keep.application_messages(account, queue, max))
+            .map(|v| serde_json::Value::from(v).to_string())
+            .map_err(|e| to_py_err(py, &e, "ApplicationMessages"))
+    }
+
+    /// Deletes a received application message; true when it was there.
+    fn delete_application_message(
+        &self,
+        py: Python<'_>,
+        account: &str,
+        queue: &str,
+        receipt_handle: &str,
+    ) -> PyResult<bool> {
+        let keep = self.keep()?;
+        py.detach(|| keep.delete_application_message(account, queue, receipt_handle))
+            .map_err(|e| to_py_err(py, &e, "DeleteApplicationMessage"))
+    }
+
     /// Sets the webhook settings from JSON text (see `WebhookConfig::from_json`).
     fn configure_webhooks(&self, py: Python<'_>, config_json: &str) -> PyResult<()> {
         let keep = self.keep()?;

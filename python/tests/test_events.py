@@ -187,3 +187,45 @@ def test_closing_the_keep_while_a_python_function_runs_does_not_hang():
     del events
     keep.close()  # waits for the delivery thread with the GIL released
     assert keep.closed
+
+
+def test_topics_fill_application_queues_and_dead_letters_redrive(keep):
+    account, events = account_and_events(keep)
+    sns = keep.client("sns", account=account)
+    topic = sns.create_topic(Name="builds")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="application", Endpoint="ci-log",
+                  Attributes={"FilterPolicy": json.dumps({"status": ["failed"]})})
+    sns.publish(TopicArn=topic, Message="build 7 failed",
+                MessageAttributes={"status": {"DataType": "String", "StringValue": "failed"}})
+    sns.publish(TopicArn=topic, Message="build 8 passed",
+                MessageAttributes={"status": {"DataType": "String", "StringValue": "passed"}})
+    wait_until("the queued message", lambda: keep.application_messages(account, "ci-log"))
+    time.sleep(0.2)
+    messages = keep.application_messages(account, "ci-log")
+    assert [json.loads(m["Body"])["Message"] for m in messages] == ["build 7 failed"]
+    assert keep.delete_application_message(account, "ci-log", messages[0]["ReceiptHandle"])
+    assert keep.application_messages(account, "ci-log") == []
+
+    # A failing function's event lands in its dead-letter queue, readable and re-drivable
+    # through the sqs API.
+    calls = []
+
+    def failing(event):
+        raise RuntimeError("not today")
+
+    keep.register_function(account, "fn", failing)
+    queue = f"arn:aws:sqs:us-east-1:{account}:dlq"
+    rule(events, "r", {"source": ["py.app"]},
+         [{"Id": "fn", "Arn": f"arn:aws:lambda:us-east-1:{account}:function:fn",
+           "RetryPolicy": {"MaximumRetryAttempts": 0}, "DeadLetterConfig": {"Arn": queue}}])
+    events.put_events(Entries=[{"Source": "py.app", "DetailType": "x", "Detail": "{}"}])
+    wait_until("the dead letter", lambda: keep.dead_letters(queue))
+    sqs = keep.client("sqs", account=account)
+    url = sqs.get_queue_url(QueueName="dlq")["QueueUrl"]
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert len(received) == 1
+    assert "not today" in received[0]["MessageAttributes"]["ERROR_MESSAGE"]["StringValue"]
+    keep.register_function(account, "fn", calls.append)
+    assert sqs.start_message_move_task(SourceArn=queue)["ApproximateNumberOfMessagesMoved"] == 1
+    wait_until("the re-driven call", lambda: calls)
+    assert calls[0]["id"] == json.loads(received[0]["Body"])["id"]

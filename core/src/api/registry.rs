@@ -32,10 +32,11 @@ pub(crate) struct Operation {
 
 /// Every registered operation.
 pub(crate) fn operations() -> impl Iterator<Item = &'static Operation> {
-    let tables: [&'static [Operation]; 10] = [
+    let tables: [&'static [Operation]; 11] = [
         crate::keep::ORGANIZATION_OPERATIONS,
         crate::events::EVENTS_OPERATIONS,
         crate::events::sns::SNS_OPERATIONS,
+        crate::events::sqs::SQS_OPERATIONS,
         #[cfg(feature = "git")]
         crate::codecommit::CODECOMMIT_OPERATIONS,
         #[cfg(not(feature = "git"))]

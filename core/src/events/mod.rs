@@ -10,6 +10,7 @@ pub mod pattern;
 mod put_events;
 mod rules;
 pub mod sns;
+pub(crate) mod sqs;
 mod targets;
 mod transform;
 #[cfg(feature = "webhooks")]

@@ -200,3 +200,114 @@ fn a_git_push_to_main_calls_a_function() {
     assert_eq!(pushes[0]["detail"]["event"], "referenceCreated");
     assert_eq!(pushes[0]["detail"]["repositoryName"], "web");
 }
+
+#[test]
+fn dead_letters_are_read_and_redriven_through_sqs() {
+    let (keep, account, events) = keep();
+    let healthy = Arc::new(AtomicUsize::new(0));
+    keep.register_function(&account, "flaky", |_: &str| Err("down".to_owned()))
+        .unwrap();
+    let queue = format!("arn:aws:sqs:us-east-1:{account}:dead");
+    rule(
+        &events,
+        "all",
+        &json!({"source": ["my.app"]}),
+        &json!([{"Id": "t", "Arn": format!("arn:aws:lambda:us-east-1:{account}:function:flaky"),
+                 "RetryPolicy": {"MaximumRetryAttempts": 0}, "DeadLetterConfig": {"Arn": queue}}]),
+    );
+    let first = put(&events, "my.app", &json!({"n": 1}));
+    let second = put(&events, "my.app", &json!({"n": 2}));
+    wait_until("two dead letters", || {
+        keep.dead_letters(&queue).unwrap().len() == 2
+    });
+
+    let sqs = keep
+        .client("sqs", Caller::account_root(account.parse().unwrap()))
+        .unwrap();
+    let url = sqs
+        .call("GetQueueUrl", json!({"QueueName": "dead"}))
+        .unwrap()["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        url,
+        format!("https://sqs.us-east-1.amazonaws.com/{account}/dead")
+    );
+    let received = sqs
+        .call(
+            "ReceiveMessage",
+            json!({"QueueUrl": url, "MaxNumberOfMessages": 10}),
+        )
+        .unwrap();
+    let messages = received["Messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    let ids: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            let body: Value = serde_json::from_str(m["Body"].as_str().unwrap()).unwrap();
+            assert!(
+                m["MessageAttributes"]["RULE_ARN"]["StringValue"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(":rule/all")
+            );
+            assert_eq!(
+                m["MessageAttributes"]["ERROR_MESSAGE"]["StringValue"],
+                "down"
+            );
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(ids.contains(&first) && ids.contains(&second));
+    // Another account's queue is not this caller's.
+    let other = sqs
+        .call(
+            "ReceiveMessage",
+            json!({"QueueUrl": "https://sqs.us-east-1.amazonaws.com/111122223333/dead"}),
+        )
+        .unwrap_err();
+    assert_eq!(other.code(), "QueueDoesNotExist");
+    // Delete one; re-drive the other once the function works again.
+    sqs.call(
+        "DeleteMessage",
+        json!({"QueueUrl": url, "ReceiptHandle": messages[0]["ReceiptHandle"]}),
+    )
+    .unwrap();
+    let bad = sqs
+        .call(
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": "nope"}),
+        )
+        .unwrap_err();
+    assert_eq!(bad.code(), "ReceiptHandleIsInvalid");
+    let counted = Arc::clone(&healthy);
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    keep.register_function(&account, "flaky", move |payload: &str| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let event: Value = serde_json::from_str(payload).unwrap();
+        log.lock()
+            .unwrap()
+            .push(event["id"].as_str().unwrap().to_owned());
+        Ok(())
+    })
+    .unwrap();
+    let moved = sqs
+        .call("StartMessageMoveTask", json!({"SourceArn": queue}))
+        .unwrap();
+    assert_eq!(moved["ApproximateNumberOfMessagesMoved"], 1);
+    wait_until("the re-driven delivery", || {
+        healthy.load(Ordering::SeqCst) == 1
+    });
+    let kept: Vec<String> =
+        ids.iter()
+            .filter(|id| {
+                **id != serde_json::from_str::<Value>(messages[0]["Body"].as_str().unwrap())
+                    .unwrap()["id"]
+            })
+            .cloned()
+            .collect();
+    assert_eq!(*seen.lock().unwrap(), kept, "the event kept its id");
+    assert!(keep.dead_letters(&queue).unwrap().is_empty());
+}

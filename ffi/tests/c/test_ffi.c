@@ -408,6 +408,38 @@ static void test_functions_and_webhooks(void) {
   CHECK(strcmp(out, "[]") == 0);
   codekeep_string_free(out);
 
+  /* A topic fills an application queue the host reads. */
+  codekeep_client *sns = NULL;
+  OK(codekeep_client_new(keep, "sns", root, &sns));
+  OK(codekeep_client_call(sns, "CreateTopic", "{\"Name\":\"t\"}", &out));
+  char topic[160], call[512];
+  json_get(out, "TopicArn", topic, sizeof topic);
+  codekeep_string_free(out);
+  snprintf(call, sizeof call, "{\"TopicArn\":\"%s\",\"Protocol\":\"application\",\"Endpoint\":\"q\"}", topic);
+  OK(codekeep_client_call(sns, "Subscribe", call, &out));
+  codekeep_string_free(out);
+  snprintf(call, sizeof call, "{\"TopicArn\":\"%s\",\"Message\":\"hello from C\"}", topic);
+  OK(codekeep_client_call(sns, "Publish", call, &out));
+  codekeep_string_free(out);
+  char *queued = NULL;
+  for (int i = 0; i < 1000; i++) {
+    OK(codekeep_keep_application_messages(keep, id, "q", 10, &queued));
+    if (strstr(queued, "hello from C")) break;
+    codekeep_string_free(queued);
+    queued = NULL;
+    sleep_ms(10);
+  }
+  CHECK(queued != NULL);
+  if (queued) {
+    char handle[256];
+    json_get(queued, "ReceiptHandle", handle, sizeof handle);
+    int deleted = 0;
+    OK(codekeep_keep_delete_application_message(keep, id, "q", handle, &deleted));
+    CHECK(deleted == 1);
+    codekeep_string_free(queued);
+  }
+  codekeep_client_free(sns);
+
   /* Webhook settings and the receiver's check (Standard Webhooks' published example). */
   CHECK(codekeep_keep_configure_webhooks(keep, "{\"hosts\": [\"a*b\"]}") == CODEKEEP_STATUS_INVALID_ARGUMENT);
   CHECK(codekeep_keep_configure_webhooks(keep, "{\"hosts\": 1}") == CODEKEEP_STATUS_INVALID_ARGUMENT);

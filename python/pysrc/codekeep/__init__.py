@@ -314,6 +314,18 @@ class Keep:
         result: list[dict[str, Any]] = json.loads(self._native.dead_letters_json(queue_arn))
         return result
 
+    def application_messages(self, account: str, queue: str, max: int = 10) -> list[dict[str, Any]]:
+        """Up to `max` messages waiting in the in-process application queue `queue` of
+        `account` (filled by sns subscriptions with protocol ``application``), oldest first:
+        each with ReceiptHandle, MessageId, SubscriptionArn and Body. They stay until deleted."""
+        result: list[dict[str, Any]] = json.loads(
+            self._native.application_messages_json(account, queue, max))
+        return result
+
+    def delete_application_message(self, account: str, queue: str, receipt_handle: str) -> bool:
+        """Deletes a message read with `application_messages`; True when it was there."""
+        return bool(self._native.delete_application_message(account, queue, receipt_handle))
+
     def configure_webhooks(self, *, hosts: list[str] = (), networks: list[str] = (),  # type: ignore[assignment]
                            timeout_ms: int | None = None,
                            ca_file: str | os.PathLike[str] | None = None) -> None:
