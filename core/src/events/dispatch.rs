@@ -3,9 +3,11 @@
 //! 1. Fan-out: committed events are matched against each account's rules (one compiled
 //!    [`Matcher`] per account, rebuilt when the rules' generation moves), and one delivery
 //!    record per (event, rule, target) is written in the same transaction that advances the
-//!    dispatcher's outbox cursor. A record's key is derived from the event and the target, so
-//!    writing it twice is harmless.
-//! 2. Delivery: due records are attempted; success deletes the record (so a restarted keep
+//!    dispatcher's outbox cursor, so an event is fanned out exactly once. Topics, repository
+//!    triggers and re-driven dead letters write delivery records the same way ([`enqueue`]).
+//! 2. Delivery: records are keyed by when they are due, so a round reads only the due head
+//!    (and the thread sleeps until the next one is due, or 200 ms, or a commit wakes it). Due
+//!    records are attempted side by side; success deletes the record (so a restarted keep
 //!    does not deliver it again), failure reschedules it with exponential backoff and jitter
 //!    until the target's RetryPolicy runs out, then it goes to the dead-letter queue (or is
 //!    dropped when the target has none). A crash between an attempt and its record's update
@@ -62,13 +64,16 @@ fn pending_prefix() -> Key {
     Key::new("events-delivery").push("pending")
 }
 
-fn pending_key(id: &str) -> Key {
-    pending_prefix().push(id)
+/// A pending delivery's key: ordered by when it is due, so a round reads only what is due.
+fn pending_key(delivery: &Delivery) -> Key {
+    pending_prefix()
+        .push(&format!("{:020}", delivery.due_millis.max(0)))
+        .push(&delivery.id)
 }
 
 /// Records a delivery for the dispatcher inside `txn` (wakes it when `txn` commits).
 pub(crate) fn enqueue(txn: &mut crate::store::Txn<'_>, delivery: &Delivery) -> Result<()> {
-    txn.put_json(&pending_key(&delivery.id), delivery)?;
+    txn.put_json(&pending_key(delivery), delivery)?;
     txn.wake_dispatcher();
     Ok(())
 }
@@ -123,11 +128,14 @@ fn run(keep: &Weak<KeepInner>, stop: &AtomicBool, wake: &OutboxSignal) {
             return;
         };
         // Errors (a storage hiccup) are retried on the next round; the outbox keeps the events.
-        let busy =
-            fan_out(&inner, &mut compiled).unwrap_or(false) | deliver_due(&inner).unwrap_or(false);
+        let fanned = fan_out(&inner, &mut compiled).unwrap_or(false);
+        let next = deliver_due(&inner).unwrap_or(Next::Idle);
         drop(inner);
-        if !busy {
-            wake.wait(IDLE_WAIT);
+        match next {
+            _ if fanned => {}
+            Next::Busy => {}
+            Next::In(wait) => wake.wait(wait.min(IDLE_WAIT)),
+            Next::Idle => wake.wait(IDLE_WAIT),
         }
     }
 }
@@ -207,7 +215,7 @@ fn fan_out(inner: &KeepInner, cache: &mut HashMap<String, Compiled>) -> Result<b
     }
     inner.meta.txn(|t| {
         for d in &deliveries {
-            t.put_json(&pending_key(&d.id), d)?;
+            t.put_json(&pending_key(d), d)?;
         }
         t.outbox_advance(CONSUMER, last)
     })?;
@@ -235,23 +243,48 @@ fn new_delivery(
     }
 }
 
-/// Attempts every due delivery once; true when any was due. Attempts run side by side (a slow
-/// webhook holds one worker, not the whole round).
-fn deliver_due(inner: &KeepInner) -> Result<bool> {
+/// What a delivery round found.
+enum Next {
+    /// It attempted deliveries: look again at once.
+    Busy,
+    /// Nothing was due; the next delivery is due in this long.
+    In(Duration),
+    /// Nothing is pending.
+    Idle,
+}
+
+/// Attempts every due delivery once. Attempts run side by side (a slow webhook holds one
+/// worker, not the whole round).
+fn deliver_due(inner: &KeepInner) -> Result<Next> {
     let now = inner.clock.now_millis();
-    let due: Vec<Delivery> = inner.meta.read(|t| {
-        Ok(t.scan_prefix(&pending_prefix(), None, usize::MAX)?
-            .into_iter()
-            .filter_map(|(_, v)| serde_json::from_slice::<Delivery>(&v).ok())
-            .filter(|d| d.due_millis <= now)
-            .take(BATCH)
-            .collect())
+    let (due, later): (Vec<(Key, Delivery)>, Option<i64>) = inner.meta.read(|t| {
+        let mut due = Vec::new();
+        let mut later = None;
+        for (key, value) in t.scan_prefix(&pending_prefix(), None, BATCH + 1)? {
+            let Ok(delivery) = serde_json::from_slice::<Delivery>(&value) else {
+                continue;
+            };
+            if delivery.due_millis > now {
+                later = Some(delivery.due_millis);
+                break;
+            }
+            if due.len() == BATCH {
+                break;
+            }
+            due.push((key, delivery));
+        }
+        Ok((due, later))
     })?;
+    if due.is_empty() {
+        return Ok(later.map_or(Next::Idle, |at| {
+            Next::In(Duration::from_millis(u64::try_from(at - now).unwrap_or(0)))
+        }));
+    }
     let next = AtomicUsize::new(0);
     let work = || -> Result<()> {
-        while let Some(delivery) = due.get(next.fetch_add(1, Ordering::Relaxed)) {
+        while let Some((key, delivery)) = due.get(next.fetch_add(1, Ordering::Relaxed)) {
             let outcome = attempt(inner, delivery);
-            settle(inner, delivery, &outcome, now)?;
+            settle(inner, key, delivery, &outcome, now)?;
         }
         Ok(())
     };
@@ -271,7 +304,7 @@ fn deliver_due(inner: &KeepInner) -> Result<bool> {
                 .collect::<Result<Vec<()>>>()
         })?;
     }
-    Ok(!due.is_empty())
+    Ok(Next::Busy)
 }
 
 /// How an attempt ended.
@@ -378,7 +411,13 @@ fn post_webhook(inner: &KeepInner, delivery: &Delivery, arn: &str, payload: &str
 }
 
 /// Records an attempt's outcome: done, retried later, or dead-lettered.
-fn settle(inner: &KeepInner, delivery: &Delivery, outcome: &Outcome, now: i64) -> Result<()> {
+fn settle(
+    inner: &KeepInner,
+    key: &Key,
+    delivery: &Delivery,
+    outcome: &Outcome,
+    now: i64,
+) -> Result<()> {
     let retry = delivery.target.get("RetryPolicy");
     let max_retries = retry
         .and_then(|r| r.get("MaximumRetryAttempts"))
@@ -389,14 +428,13 @@ fn settle(inner: &KeepInner, delivery: &Delivery, outcome: &Outcome, now: i64) -
         .and_then(Value::as_i64)
         .unwrap_or(DEFAULT_MAX_AGE_SECONDS);
     inner.meta.txn(|t| {
-        let key = pending_key(&delivery.id);
         // Another round may have settled it already (nothing else deletes these records).
-        if t.get(&key)?.is_none() {
+        if t.get(key)?.is_none() {
             return Ok(());
         }
         let (error, retryable) = match outcome {
             Outcome::Delivered => {
-                t.delete(&key)?;
+                t.delete(key)?;
                 return Ok(());
             }
             Outcome::Retry(e) => (e, true),
@@ -406,8 +444,8 @@ fn settle(inner: &KeepInner, delivery: &Delivery, outcome: &Outcome, now: i64) -
         next.attempts += 1;
         next.last_error = Some(error.clone());
         let expired = now - delivery.event_millis > max_age.saturating_mul(1000);
+        t.delete(key)?;
         if !retryable || next.attempts > max_retries || expired {
-            t.delete(&key)?;
             if let Some(queue) = delivery
                 .target
                 .get("DeadLetterConfig")
@@ -419,7 +457,7 @@ fn settle(inner: &KeepInner, delivery: &Delivery, outcome: &Outcome, now: i64) -
             return Ok(());
         }
         next.due_millis = now + backoff(inner.delivery_retry_base_millis, next.attempts);
-        t.put_json(&key, &next)
+        t.put_json(&pending_key(&next), &next)
     })
 }
 
