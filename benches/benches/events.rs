@@ -6,6 +6,9 @@
 //!   and wildcard; then 100 exact/prefix rules on one core, against the 1,000,000 events/s goal.
 //!   Before timing, the two engines' answers are compared and disagreements reported.
 //! - Latency: PutEvents commits an event; a rule sends it to a function that notes the time.
+//! - Webhooks: events through a rule to an API destination on 127.0.0.1, signed, one POST per
+//!   delivery; beside it, the same number of bare POSTs of the same body from 8 threads (the
+//!   dispatcher's worker count), each on its own connection like a delivery.
 #![expect(clippy::print_stdout, reason = "benchmarks report on stdout")]
 #![expect(clippy::unwrap_used, reason = "benchmark harness")]
 #![expect(
@@ -281,7 +284,153 @@ fn latency() {
     );
 }
 
+/// A receiver answering 204 to every POST; counts the requests it read whole.
+fn receiver() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&count);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = std::sync::Arc::clone(&seen);
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream);
+                let mut length = 0usize;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_ok() {
+                    let _ = reader.into_inner().write_all(
+                        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+/// Bare POSTs of `body` to the receiver from 8 threads, one connection each; answers posts/s.
+fn bare_posts(port: u16, body: &[u8], n: usize) -> f64 {
+    use std::io::{Read as _, Write as _};
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    let _ = stream.set_nodelay(true);
+                    let head = format!(
+                        "POST /hook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    stream.write_all(head.as_bytes()).unwrap();
+                    stream.write_all(body).unwrap();
+                    let mut answer = [0u8; 256];
+                    let _ = stream.read(&mut answer).unwrap();
+                }
+            });
+        }
+    });
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn webhooks() {
+    use codekeep::events::webhook::{WebhookAllowance, WebhookConfig};
+    const N: usize = 3000;
+    let keep = codekeep::Keep::memory().unwrap();
+    keep.configure_webhooks(&WebhookConfig {
+        allowance: WebhookAllowance::new()
+            .allow_host("127.0.0.1")
+            .unwrap()
+            .allow_network("127.0.0.0/8")
+            .unwrap(),
+        ..WebhookConfig::default()
+    })
+    .unwrap();
+    let account = keep.create_account("bench").unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = keep
+        .client(
+            "events",
+            codekeep::Caller::account_root(account.parse().unwrap()),
+        )
+        .unwrap();
+    let (port, received) = receiver();
+    let destination = events
+        .call(
+            "CreateApiDestination",
+            json!({"Name": "sink", "HttpMethod": "POST",
+                   "InvocationEndpoint": format!("http://127.0.0.1:{port}/hook")}),
+        )
+        .unwrap();
+    events
+        .call(
+            "PutRule",
+            json!({"Name": "all", "EventPattern": json!({"source": ["bench"]}).to_string()}),
+        )
+        .unwrap();
+    events
+        .call(
+            "PutTargets",
+            json!({"Rule": "all", "Targets": [{"Id": "hook", "Arn": destination["ApiDestinationArn"]}]}),
+        )
+        .unwrap();
+    let detail =
+        json!({"repositoryName": "web", "referenceName": "feature", "event": "referenceDeleted"})
+            .to_string();
+    let start = Instant::now();
+    for chunk in 0..N / 10 {
+        let entries: Vec<Value> = (0..10)
+            .map(|i| json!({"Source": "bench", "DetailType": "Branch deleted", "Detail": detail, "Resources": [format!("r{}", chunk * 10 + i)]}))
+            .collect();
+        events
+            .call("PutEvents", json!({"Entries": entries}))
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_mins(5);
+    while received.load(std::sync::atomic::Ordering::SeqCst) < N {
+        assert!(Instant::now() < deadline, "webhooks did not all arrive");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let ours = N as f64 / start.elapsed().as_secs_f64();
+    let body = json!({"version": "0", "id": "x", "detail-type": "Branch deleted", "source": "bench", "account": account, "time": "2026-11-26T00:00:00Z", "region": "us-east-1", "resources": ["r1"], "detail": detail}).to_string();
+    let peer = bare_posts(port, body.as_bytes(), N);
+    summary(
+        "events_webhook_deliveries_per_s_vs_bare_posts_higher_is_better",
+        ours,
+        peer,
+        "deliveries/s",
+    );
+}
+
 fn main() {
-    matching();
-    latency();
+    // CODEKEEP_BENCH_EVENTS_ONLY=match|latency|webhooks runs one part.
+    let only = std::env::var("CODEKEEP_BENCH_EVENTS_ONLY").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only == part;
+    if run("match") {
+        matching();
+    }
+    if run("latency") {
+        latency();
+    }
+    if run("webhooks") {
+        webhooks();
+    }
 }

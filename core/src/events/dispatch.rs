@@ -281,29 +281,40 @@ fn deliver_due(inner: &KeepInner) -> Result<Next> {
         }));
     }
     let next = AtomicUsize::new(0);
-    let work = || -> Result<()> {
-        while let Some((key, delivery)) = due.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let outcome = attempt(inner, delivery);
-            settle(inner, key, delivery, &outcome, now)?;
+    let work = || -> Vec<(usize, Outcome)> {
+        let mut outcomes = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((_, delivery)) = due.get(i) else {
+                return outcomes;
+            };
+            outcomes.push((i, attempt(inner, delivery)));
         }
-        Ok(())
     };
     let workers = due.len().min(WORKERS);
-    if workers <= 1 {
-        work()?;
+    let outcomes: Vec<(usize, Outcome)> = if workers <= 1 {
+        work()
     } else {
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+            // A worker only panics if an attempt escaped its own containment; its deliveries
+            // stay pending and are tried again.
             handles
                 .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(crate::error::Error::internal("a delivery worker panicked"))
-                    })
-                })
-                .collect::<Result<Vec<()>>>()
-        })?;
-    }
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
+    // One transaction records the round (a crash before it delivers the round again).
+    let base = inner.delivery_retry_base_millis;
+    inner.meta.txn(|t| {
+        for (i, outcome) in &outcomes {
+            if let Some((key, delivery)) = due.get(*i) {
+                settle(t, base, key, delivery, outcome, now)?;
+            }
+        }
+        Ok(())
+    })?;
     Ok(Next::Busy)
 }
 
@@ -412,7 +423,8 @@ fn post_webhook(inner: &KeepInner, delivery: &Delivery, arn: &str, payload: &str
 
 /// Records an attempt's outcome: done, retried later, or dead-lettered.
 fn settle(
-    inner: &KeepInner,
+    t: &mut crate::store::Txn<'_>,
+    retry_base_millis: i64,
     key: &Key,
     delivery: &Delivery,
     outcome: &Outcome,
@@ -427,7 +439,7 @@ fn settle(
         .and_then(|r| r.get("MaximumEventAgeInSeconds"))
         .and_then(Value::as_i64)
         .unwrap_or(DEFAULT_MAX_AGE_SECONDS);
-    inner.meta.txn(|t| {
+    {
         // Another round may have settled it already (nothing else deletes these records).
         if t.get(key)?.is_none() {
             return Ok(());
@@ -456,9 +468,9 @@ fn settle(
             }
             return Ok(());
         }
-        next.due_millis = now + backoff(inner.delivery_retry_base_millis, next.attempts);
+        next.due_millis = now + backoff(retry_base_millis, next.attempts);
         t.put_json(&pending_key(&next), &next)
-    })
+    }
 }
 
 /// Exponential backoff with jitter: between half and all of `base · 2^(attempts-1)`, capped.
