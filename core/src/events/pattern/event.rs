@@ -5,7 +5,7 @@
 //! parsed `serde_json::Value` or straight from its bytes ([`Flat::scan`]), where values no
 //! pattern names are skipped without being parsed.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde_json::Value;
 
@@ -20,7 +20,9 @@ pub(crate) struct Paths {
 
 #[derive(Debug, Default, Clone)]
 struct Node {
-    children: HashMap<String, usize>,
+    /// By the key's bytes, so an event's keys are looked up without checking their UTF-8
+    /// first (a key that matches one of these is valid UTF-8).
+    children: HashMap<Box<[u8]>, usize>,
     /// Set when a condition names this path.
     path: Option<usize>,
 }
@@ -37,7 +39,7 @@ impl Paths {
             let Some(node) = self.nodes.get_mut(at) else {
                 return 0;
             };
-            let child = *node.children.entry(key.clone()).or_insert(next);
+            let child = *node.children.entry(key.as_bytes().into()).or_insert(next);
             if child == next {
                 self.nodes.push(Node::default());
             }
@@ -135,13 +137,13 @@ impl<'e> Flat<'e> {
             Value::Object(map) => {
                 if n.children.len() <= map.len() {
                     for (key, child) in &n.children {
-                        if let Some(v) = map.get(key) {
+                        if let Some(v) = std::str::from_utf8(key).ok().and_then(|k| map.get(k)) {
                             self.visit(paths, *child, v);
                         }
                     }
                 } else {
                     for (key, v) in map {
-                        if let Some(child) = n.children.get(key) {
+                        if let Some(child) = n.children.get(key.as_bytes()) {
                             self.visit(paths, *child, v);
                         }
                     }
@@ -233,14 +235,9 @@ impl<'e> Flat<'e> {
                 }
                 loop {
                     s.space();
-                    let key = s.string()?;
+                    let child = s.key(&n.children)?;
                     s.space();
                     s.expect(b':')?;
-                    let child = match &key {
-                        Str::Raw(k) => n.children.get(*k),
-                        Str::Escaped(k) => n.children.get(k.as_str()),
-                    }
-                    .copied();
                     self.scan_value(paths, child, s, depth + 1)?;
                     s.space();
                     match s.next() {
@@ -358,16 +355,34 @@ impl<'e> Scanner<'e> {
         let start = self.at;
         let mut escaped = false;
         loop {
-            match self.next() {
-                Some(b'"') => return Ok((start, self.at - 1, escaped)),
-                Some(b'\\') => {
-                    escaped = true;
-                    self.at += 1;
+            let rest = self.bytes.get(self.at..).unwrap_or_default();
+            match memchr::memchr2(b'"', b'\\', rest) {
+                Some(k) if rest.get(k) == Some(&b'"') => {
+                    self.at += k + 1;
+                    return Ok((start, self.at - 1, escaped));
                 }
-                Some(_) => {}
+                Some(k) => {
+                    escaped = true;
+                    self.at += k + 2;
+                }
                 None => return Err(self.fail("an unterminated string")),
             }
         }
+    }
+
+    /// Reads an object's key and looks it up among `children` by its bytes (unescaped first
+    /// when it has escapes).
+    fn key(&mut self, children: &HashMap<Box<[u8]>, usize>) -> crate::error::Result<Option<usize>> {
+        let (start, end, escaped) = self.string_extent()?;
+        if escaped {
+            let quoted = self.bytes.get(start - 1..=end).unwrap_or_default();
+            let key: String =
+                serde_json::from_slice(quoted).map_err(|_| self.fail("a malformed string"))?;
+            return Ok(children.get(key.as_bytes()).copied());
+        }
+        Ok(children
+            .get(self.bytes.get(start..end).unwrap_or_default())
+            .copied())
     }
 
     fn string(&mut self) -> crate::error::Result<Str<'e>> {
@@ -406,32 +421,16 @@ impl<'e> Scanner<'e> {
         }
     }
 
-    /// Passes over one value without looking inside strings or numbers.
+    /// Passes over one value without looking inside strings or numbers: one pass over the
+    /// bytes, brackets matched (a stack of bits), string ends found with memchr.
     fn skip_value(&mut self, depth: usize) -> crate::error::Result<()> {
         self.space();
         match self.peek() {
-            Some(b'"') => self.string_extent().map(drop),
-            Some(open @ (b'{' | b'[')) => {
-                let close = if open == b'{' { b'}' } else { b']' };
+            Some(b'"') => {
                 self.at += 1;
-                loop {
-                    self.space();
-                    match self.peek() {
-                        Some(c) if c == close => {
-                            self.at += 1;
-                            return Ok(());
-                        }
-                        Some(b',' | b':') => self.at += 1,
-                        Some(_) => {
-                            if depth > MAX_DEPTH {
-                                return Err(self.fail("the event nests too deeply"));
-                            }
-                            self.skip_value(depth + 1)?;
-                        }
-                        None => return Err(self.fail("an unterminated object or array")),
-                    }
-                }
+                self.skip_string_rest()
             }
+            Some(b'{' | b'[') => self.skip_container(depth),
             Some(b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
                 // A number or literal no rule reads: passed over, not parsed.
                 while matches!(self.peek(), Some(b) if !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
@@ -443,6 +442,66 @@ impl<'e> Scanner<'e> {
             Some(_) => Err(self.fail("a value that is not JSON")),
             None => Err(self.fail("a missing value")),
         }
+    }
+
+    /// Moves past the closing quote of a string whose opening quote was read.
+    fn skip_string_rest(&mut self) -> crate::error::Result<()> {
+        loop {
+            let rest = self.bytes.get(self.at..).unwrap_or_default();
+            match memchr::memchr2(b'"', b'\\', rest) {
+                Some(k) if rest.get(k) == Some(&b'"') => {
+                    self.at += k + 1;
+                    return Ok(());
+                }
+                // A backslash: it and the byte it escapes.
+                Some(k) => self.at += k + 2,
+                None => return Err(self.fail("an unterminated string")),
+            }
+        }
+    }
+
+    /// Passes over an object or array, counting brackets (each must close what it opened).
+    fn skip_container(&mut self, depth: usize) -> crate::error::Result<()> {
+        // Bit i is set when the container opened at nesting i (from here) is an object.
+        let mut objects = [0u64; MAX_DEPTH.div_ceil(64) + 1];
+        let mut level = 0usize;
+        while let Some(&b) = self.bytes.get(self.at) {
+            self.at += 1;
+            match b {
+                b'"' => self.skip_string_rest()?,
+                b'{' | b'[' => {
+                    if depth + level > MAX_DEPTH {
+                        return Err(self.fail("the event nests too deeply"));
+                    }
+                    let (word, bit) = (level / 64, level % 64);
+                    if let Some(w) = objects.get_mut(word) {
+                        if b == b'{' {
+                            *w |= 1 << bit;
+                        } else {
+                            *w &= !(1 << bit);
+                        }
+                    }
+                    level += 1;
+                }
+                b'}' | b']' => {
+                    let Some(open) = level.checked_sub(1) else {
+                        return Err(self.fail("a bracket closes nothing"));
+                    };
+                    let was_object = objects
+                        .get(open / 64)
+                        .is_some_and(|w| w & (1 << (open % 64)) != 0);
+                    if was_object != (b == b'}') {
+                        return Err(self.fail("a bracket closes what it did not open"));
+                    }
+                    level = open;
+                    if level == 0 {
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Err(self.fail("an unterminated object or array"))
     }
 }
 

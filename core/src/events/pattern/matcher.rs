@@ -9,7 +9,7 @@
 //! satisfies, and only those alternatives are confirmed against their other conditions
 //! (`exists: false`, and the same-element rule for arrays of objects, included).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde_json::Value;
 
@@ -407,16 +407,14 @@ impl Matcher {
             .iter()
             .copied()
             .chain(self.always.iter().copied());
-        let mut confirmed: Vec<u64> = Vec::new();
         for alt in candidates {
             let Some(alternative) = self.alternatives.get(alt) else {
                 continue;
             };
-            if !confirmed.contains(&alternative.rule) && self.confirm(alternative, flat, scratch) {
-                confirmed.push(alternative.rule);
+            if !out.contains(&alternative.rule) && self.confirm(alternative, flat, scratch) {
+                out.push(alternative.rule);
             }
         }
-        out.extend(confirmed);
     }
 
     /// Notes the alternative whose anchor `condition` a leaf satisfied.
