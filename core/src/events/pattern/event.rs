@@ -23,8 +23,27 @@ struct Node {
     /// By the key's bytes, so an event's keys are looked up without checking their UTF-8
     /// first (a key that matches one of these is valid UTF-8).
     children: HashMap<Box<[u8]>, usize>,
+    /// The same, as a list while short: a few length-checked comparisons beat hashing every
+    /// key of the event.
+    few: Vec<(Box<[u8]>, usize)>,
     /// Set when a condition names this path.
     path: Option<usize>,
+}
+
+/// Children kept in a list as well, up to this many.
+const FEW_CHILDREN: usize = 8;
+
+impl Node {
+    fn child(&self, key: &[u8]) -> Option<usize> {
+        if self.children.len() <= FEW_CHILDREN {
+            self.few
+                .iter()
+                .find(|(k, _)| k.len() == key.len() && **k == *key)
+                .map(|(_, c)| *c)
+        } else {
+            self.children.get(key).copied()
+        }
+    }
 }
 
 impl Paths {
@@ -40,6 +59,11 @@ impl Paths {
                 return 0;
             };
             let child = *node.children.entry(key.as_bytes().into()).or_insert(next);
+            if child == next && node.children.len() <= FEW_CHILDREN {
+                node.few.push((key.as_bytes().into(), next));
+            } else if node.children.len() > FEW_CHILDREN {
+                node.few.clear();
+            }
             if child == next {
                 self.nodes.push(Node::default());
             }
@@ -235,7 +259,7 @@ impl<'e> Flat<'e> {
                 }
                 loop {
                     s.space();
-                    let child = s.key(&n.children)?;
+                    let child = s.key(n)?;
                     s.space();
                     s.expect(b':')?;
                     self.scan_value(paths, child, s, depth + 1)?;
@@ -309,6 +333,21 @@ enum Str<'e> {
     Escaped(String),
 }
 
+/// The first `"` or `\\` in `bytes`: a plain loop for the short strings events are mostly
+/// made of (a vectorized search costs more than it saves under about 16 bytes), memchr after.
+fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    let head = bytes.len().min(16);
+    if let Some(k) = bytes
+        .get(..head)
+        .unwrap_or_default()
+        .iter()
+        .position(|b| matches!(b, b'"' | b'\\'))
+    {
+        return Some(k);
+    }
+    memchr::memchr2(b'"', b'\\', bytes.get(head..).unwrap_or_default()).map(|k| k + head)
+}
+
 /// A cursor over an event's bytes.
 struct Scanner<'e> {
     bytes: &'e [u8],
@@ -356,7 +395,7 @@ impl<'e> Scanner<'e> {
         let mut escaped = false;
         loop {
             let rest = self.bytes.get(self.at..).unwrap_or_default();
-            match memchr::memchr2(b'"', b'\\', rest) {
+            match quote_or_backslash(rest) {
                 Some(k) if rest.get(k) == Some(&b'"') => {
                     self.at += k + 1;
                     return Ok((start, self.at - 1, escaped));
@@ -370,19 +409,17 @@ impl<'e> Scanner<'e> {
         }
     }
 
-    /// Reads an object's key and looks it up among `children` by its bytes (unescaped first
+    /// Reads an object's key and looks it up among the node's children by its bytes (unescaped first
     /// when it has escapes).
-    fn key(&mut self, children: &HashMap<Box<[u8]>, usize>) -> crate::error::Result<Option<usize>> {
+    fn key(&mut self, node: &Node) -> crate::error::Result<Option<usize>> {
         let (start, end, escaped) = self.string_extent()?;
         if escaped {
             let quoted = self.bytes.get(start - 1..=end).unwrap_or_default();
             let key: String =
                 serde_json::from_slice(quoted).map_err(|_| self.fail("a malformed string"))?;
-            return Ok(children.get(key.as_bytes()).copied());
+            return Ok(node.child(key.as_bytes()));
         }
-        Ok(children
-            .get(self.bytes.get(start..end).unwrap_or_default())
-            .copied())
+        Ok(node.child(self.bytes.get(start..end).unwrap_or_default()))
     }
 
     fn string(&mut self) -> crate::error::Result<Str<'e>> {
@@ -448,7 +485,7 @@ impl<'e> Scanner<'e> {
     fn skip_string_rest(&mut self) -> crate::error::Result<()> {
         loop {
             let rest = self.bytes.get(self.at..).unwrap_or_default();
-            match memchr::memchr2(b'"', b'\\', rest) {
+            match quote_or_backslash(rest) {
                 Some(k) if rest.get(k) == Some(&b'"') => {
                     self.at += k + 1;
                     return Ok(());
@@ -510,4 +547,56 @@ impl<'e> Scanner<'e> {
 pub(crate) fn consistent(a: &[(u32, u32)], b: &[(u32, u32)]) -> bool {
     a.iter()
         .all(|(array, i)| b.iter().all(|(other, j)| array != other || i == j))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(paths: &Paths, text: &str) -> crate::error::Result<usize> {
+        let mut flat = Flat::default();
+        flat.scan(paths, text.as_bytes())?;
+        Ok(flat.found.len())
+    }
+
+    #[test]
+    fn skipped_values_are_passed_over_but_still_well_bracketed() {
+        let mut paths = Paths::default();
+        paths.id(&["a".to_owned()]);
+        // Values nobody names are skipped, strings with escaped quotes and brackets included.
+        let skipped = r#"{"x": {"y": ["]\"}", {"z": "\\"}], "w": [[1, 2], {}]}, "a": "hit"}"#;
+        assert_eq!(scan(&paths, skipped).unwrap(), 1);
+        let long = format!(
+            r#"{{"x": "{}\"{}", "a": 1}}"#,
+            "q".repeat(40),
+            "r".repeat(40)
+        );
+        assert_eq!(scan(&paths, &long).unwrap(), 1);
+        for bad in [
+            r#"{"x": [1, 2}, "a": 1}"#,
+            r#"{"x": {"y": 1], "a": 1}"#,
+            r#"{"x": ["open, "a": 1}"#,
+            r#"{"x": [[[1]], "a": 1"#,
+        ] {
+            assert!(scan(&paths, bad).is_err(), "{bad}");
+        }
+        let deep = format!(r#"{{"x": {}{}, "a": 1}}"#, "[".repeat(200), "]".repeat(200));
+        assert!(scan(&paths, &deep).is_err());
+    }
+
+    #[test]
+    fn keys_are_found_among_few_and_many_children() {
+        let mut paths = Paths::default();
+        let ids: Vec<usize> = (0..20).map(|i| paths.id(&[format!("k{i}")])).collect();
+        let event = r#"{"k3": 1, "k19": 2, "other": 3, "k\u0031": 4}"#;
+        let mut flat = Flat::default();
+        flat.scan(&paths, event.as_bytes()).unwrap();
+        let found: Vec<usize> = flat.found.iter().map(|f| f.path).collect();
+        assert_eq!(found, [ids[3], ids[19], ids[1]]);
+        let mut few = Paths::default();
+        let id = few.id(&["only".to_owned()]);
+        flat.scan(&few, br#"{"onl": 1, "only": 2, "onlyx": 3}"#)
+            .unwrap();
+        assert_eq!(flat.found.iter().map(|f| f.path).collect::<Vec<_>>(), [id]);
+    }
 }
