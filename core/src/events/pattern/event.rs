@@ -38,7 +38,7 @@ impl Node {
         if self.children.len() <= FEW_CHILDREN {
             self.few
                 .iter()
-                .find(|(k, _)| k.len() == key.len() && **k == *key)
+                .find(|(k, _)| k.len() == key.len() && k.first() == key.first() && **k == *key)
                 .map(|(_, c)| *c)
         } else {
             self.children.get(key).copied()
@@ -333,19 +333,57 @@ enum Str<'e> {
     Escaped(String),
 }
 
-/// The first `"` or `\\` in `bytes`: a plain loop for the short strings events are mostly
-/// made of (a vectorized search costs more than it saves under about 16 bytes), memchr after.
-fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
-    let head = bytes.len().min(16);
-    if let Some(k) = bytes
-        .get(..head)
-        .unwrap_or_default()
-        .iter()
-        .position(|b| matches!(b, b'"' | b'\\'))
-    {
-        return Some(k);
+fn structural(b: &u8) -> bool {
+    matches!(b, b'"' | b'{' | b'}' | b'[' | b']')
+}
+
+/// The first `"`, `{`, `}`, `[` or `]` in `bytes`, eight bytes at a time: OR-ing 0x20 folds
+/// `[` onto `{` and `]` onto `}` (and leaves `"`), so three zero-byte tests per word tell
+/// whether a word may hold one; only such words are looked at byte by byte. Skipped values
+/// (coordinates, long arrays of numbers) are mostly words without any.
+fn next_structural(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let Ok(word) = <[u8; 8]>::try_from(chunk).map(u64::from_le_bytes) else {
+            break;
+        };
+        let folded = word | (0x20 * ONES);
+        if has_zero_byte(folded ^ (u64::from(b'"') * ONES))
+            || has_zero_byte(folded ^ (u64::from(b'{') * ONES))
+            || has_zero_byte(folded ^ (u64::from(b'}') * ONES))
+        {
+            // Maybe: a byte that folds onto one of them is not necessarily one.
+            if let Some(k) = chunk.iter().position(structural) {
+                return Some(at + k);
+            }
+        }
+        at += 8;
     }
-    memchr::memchr2(b'"', b'\\', bytes.get(head..).unwrap_or_default()).map(|k| k + head)
+    bytes.get(at..)?.iter().position(structural).map(|k| at + k)
+}
+
+/// The first `"` or `\\` in `bytes`, eight bytes at a time (two zero-byte tests per word).
+fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let stop = |b: &u8| matches!(b, b'"' | b'\\');
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let Ok(word) = <[u8; 8]>::try_from(chunk).map(u64::from_le_bytes) else {
+            break;
+        };
+        if has_zero_byte(word ^ (u64::from(b'"') * ONES))
+            || has_zero_byte(word ^ (u64::from(b'\\') * ONES))
+        {
+            return chunk.iter().position(stop).map(|k| at + k);
+        }
+        at += 8;
+    }
+    bytes.get(at..)?.iter().position(stop).map(|k| at + k)
 }
 
 /// A cursor over an event's bytes.
@@ -502,8 +540,14 @@ impl<'e> Scanner<'e> {
         // Bit i is set when the container opened at nesting i (from here) is an object.
         let mut objects = [0u64; MAX_DEPTH.div_ceil(64) + 1];
         let mut level = 0usize;
-        while let Some(&b) = self.bytes.get(self.at) {
-            self.at += 1;
+        loop {
+            // Straight to the next byte that matters (numbers, commas and spaces do not).
+            let rest = self.bytes.get(self.at..).unwrap_or_default();
+            let Some(k) = next_structural(rest) else {
+                break;
+            };
+            let b = rest.get(k).copied().unwrap_or_default();
+            self.at += k + 1;
             match b {
                 b'"' => self.skip_string_rest()?,
                 b'{' | b'[' => {
@@ -582,6 +626,23 @@ mod tests {
         }
         let deep = format!(r#"{{"x": {}{}, "a": 1}}"#, "[".repeat(200), "]".repeat(200));
         assert!(scan(&paths, &deep).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn word_at_a_time_searches_agree_with_a_byte_loop(
+            bytes in proptest::collection::vec(proptest::prop_oneof![
+                proptest::num::u8::ANY,
+                proptest::sample::select(vec![b'"', b'\\', b'{', b'}', b'[', b']', 0x02, 0x5b, 0x5d]),
+                proptest::sample::select(vec![b'1', b',', b' ', b'.']),
+            ], 0..40)
+        ) {
+            proptest::prop_assert_eq!(
+                quote_or_backslash(&bytes),
+                bytes.iter().position(|b| matches!(b, b'"' | b'\\'))
+            );
+            proptest::prop_assert_eq!(next_structural(&bytes), bytes.iter().position(structural));
+        }
     }
 
     #[test]
