@@ -333,7 +333,7 @@ enum Str<'e> {
     Escaped(String),
 }
 
-fn structural(b: &u8) -> bool {
+fn structural(b: u8) -> bool {
     matches!(b, b'"' | b'{' | b'}' | b'[' | b']')
 }
 
@@ -356,13 +356,17 @@ fn next_structural(bytes: &[u8]) -> Option<usize> {
             || has_zero_byte(folded ^ (u64::from(b'}') * ONES))
         {
             // Maybe: a byte that folds onto one of them is not necessarily one.
-            if let Some(k) = chunk.iter().position(structural) {
+            if let Some(k) = chunk.iter().position(|b| structural(*b)) {
                 return Some(at + k);
             }
         }
         at += 8;
     }
-    bytes.get(at..)?.iter().position(structural).map(|k| at + k)
+    bytes
+        .get(at..)?
+        .iter()
+        .position(|b| structural(*b))
+        .map(|k| at + k)
 }
 
 /// The first `"` or `\\` in `bytes`, eight bytes at a time (two zero-byte tests per word).
@@ -641,7 +645,7 @@ mod tests {
                 quote_or_backslash(&bytes),
                 bytes.iter().position(|b| matches!(b, b'"' | b'\\'))
             );
-            proptest::prop_assert_eq!(next_structural(&bytes), bytes.iter().position(structural));
+            proptest::prop_assert_eq!(next_structural(&bytes), bytes.iter().position(|b| structural(*b)));
         }
     }
 
