@@ -106,7 +106,8 @@ enum Text<'e> {
 /// An event flattened against [`Paths`].
 #[derive(Debug, Default)]
 pub(crate) struct Flat<'e> {
-    pub found: Vec<Found<'e>>,
+    /// Inline for the usual handful: no allocation per event.
+    pub found: smallvec::SmallVec<[Found<'e>; 8]>,
     owned: Vec<String>,
     /// `(array, element index)` pairs, referenced by [`Found::within`].
     pub elements: Vec<(u32, u32)>,
@@ -552,38 +553,34 @@ impl<'e> Scanner<'e> {
             };
             let b = rest.get(k).copied().unwrap_or_default();
             self.at += k + 1;
-            match b {
-                b'"' => self.skip_string_rest()?,
-                b'{' | b'[' => {
-                    if depth + level > MAX_DEPTH {
-                        return Err(self.fail("the event nests too deeply"));
-                    }
-                    let (word, bit) = (level / 64, level % 64);
-                    if let Some(w) = objects.get_mut(word) {
-                        if b == b'{' {
-                            *w |= 1 << bit;
-                        } else {
-                            *w &= !(1 << bit);
-                        }
-                    }
-                    level += 1;
+            if b == b'"' {
+                self.skip_string_rest()?;
+                continue;
+            }
+            let opens = b == b'{' || b == b'[';
+            if opens {
+                if depth + level > MAX_DEPTH {
+                    return Err(self.fail("the event nests too deeply"));
                 }
-                b'}' | b']' => {
-                    let Some(open) = level.checked_sub(1) else {
-                        return Err(self.fail("a bracket closes nothing"));
-                    };
-                    let was_object = objects
-                        .get(open / 64)
-                        .is_some_and(|w| w & (1 << (open % 64)) != 0);
-                    if was_object != (b == b'}') {
-                        return Err(self.fail("a bracket closes what it did not open"));
-                    }
-                    level = open;
-                    if level == 0 {
-                        return Ok(());
-                    }
+                let (word, bit) = (level / 64, level % 64);
+                if let Some(w) = objects.get_mut(word) {
+                    *w = (*w & !(1 << bit)) | (u64::from(b == b'{') << bit);
                 }
-                _ => {}
+                level += 1;
+                continue;
+            }
+            let Some(open) = level.checked_sub(1) else {
+                return Err(self.fail("a bracket closes nothing"));
+            };
+            let was_object = objects
+                .get(open / 64)
+                .is_some_and(|w| w & (1 << (open % 64)) != 0);
+            if was_object != (b == b'}') {
+                return Err(self.fail("a bracket closes what it did not open"));
+            }
+            level = open;
+            if level == 0 {
+                return Ok(());
             }
         }
         Err(self.fail("an unterminated object or array"))
