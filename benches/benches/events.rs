@@ -158,12 +158,15 @@ fn median(mut rates: Vec<f64>) -> f64 {
     rates[rates.len() / 2]
 }
 
+/// One engine's answer to one event (how many rules matched).
+type Engine<'a> = &'a mut dyn FnMut(&[u8]) -> usize;
+
 /// Both engines' events per second, measured in alternation (five turns of 400 ms each, after
 /// a warm-up turn), so a noisy neighbour on this shared machine slows both alike; medians.
 fn rates(
     events: &[Vec<u8>],
     mut ours: impl FnMut(&[u8]) -> usize,
-    mut peer: Option<&mut dyn FnMut(&[u8]) -> usize>,
+    mut peer: Option<Engine<'_>>,
 ) -> (f64, f64) {
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for turn in 0..6 {
@@ -223,9 +226,7 @@ fn compare(name: &str, rules: &[String], events: &[Vec<u8>]) -> f64 {
             matcher.matching_bytes(e, &mut scratch, &mut hits).unwrap();
             hits.len()
         },
-        peer_match
-            .as_mut()
-            .map(|p| p as &mut dyn FnMut(&[u8]) -> usize),
+        peer_match.as_mut().map(|p| p as Engine<'_>),
     );
     summary(name, ours_rate, peer_rate, "events/s");
     ours_rate
