@@ -5,34 +5,17 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use codekeep::{Caller, Client, Keep};
 use serde_json::{Value, json};
 
-/// A keep whose retries come quickly (10 ms base), an account, and its `events` client.
+/// A keep with quick retries, an account, and its `events` client.
 fn keep() -> (Keep, String, Client) {
-    let keep = Keep::builder()
-        .delivery_retry_base(Duration::from_millis(10))
-        .build()
-        .unwrap();
-    let account = keep.create_account("test").unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let events = keep
-        .client("events", Caller::account_root(account.parse().unwrap()))
-        .unwrap();
-    (keep, account, events)
+    crate::quick_retry_keep("events")
 }
 
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use crate::wait_until;
 
 fn rule(events: &Client, name: &str, pattern: &Value, targets: &Value) {
     events

@@ -65,6 +65,47 @@ pub fn account_client(keep: &Keep, service: &str) -> (String, Client) {
     (account, client)
 }
 
+/// A keep whose failed deliveries are retried quickly (10 ms base), an account, and a client of
+/// `service` acting as the account's root.
+pub fn quick_retry_keep(service: &str) -> (Keep, String, Client) {
+    let keep = Keep::builder()
+        .delivery_retry_base(std::time::Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let (account, client) = account_client(&keep, service);
+    (keep, account, client)
+}
+
+/// Waits (up to 30 s) until `done` holds; fails the test naming `what` otherwise.
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Registers function `name` of `account`, which notes every payload it gets (parsed).
+pub fn recorder(
+    keep: &Keep,
+    account: &str,
+    name: &str,
+) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = std::sync::Arc::default();
+    let log = std::sync::Arc::clone(&seen);
+    keep.register_function(account, name, move |payload: &str| {
+        log.lock()
+            .unwrap()
+            .push(serde_json::from_str(payload).unwrap());
+        Ok(())
+    })
+    .unwrap();
+    seen
+}
+
 /// A keep whose clock only moves when the test says so.
 pub fn keep_with_clock() -> (codekeep::clock::ManualClock, Keep) {
     let clock = codekeep::clock::ManualClock::new(1_700_000_000_000);

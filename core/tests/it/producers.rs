@@ -2,32 +2,12 @@
 //! (denied ones included), KMS's key events, and CodeCommit repository triggers, each reaching
 //! an in-process function.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use codekeep::{Caller, Client, Keep};
 use serde_json::{Value, json};
 
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn recorder(keep: &Keep, account: &str, name: &str) -> Arc<Mutex<Vec<Value>>> {
-    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let log = Arc::clone(&seen);
-    keep.register_function(account, name, move |payload: &str| {
-        log.lock()
-            .unwrap()
-            .push(serde_json::from_str(payload).unwrap());
-        Ok(())
-    })
-    .unwrap();
-    seen
-}
+use crate::{recorder, wait_until};
 
 fn rule(events: &Client, name: &str, pattern: &Value, function: &str) {
     events

@@ -2,8 +2,7 @@
 //! scopes, and delivery to in-process functions (SNS's Lambda event), application queues,
 //! confirmed and signed webhooks, and from an EventBridge rule through a topic.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use codekeep::events::webhook;
 use codekeep::{Caller, Client, Keep};
@@ -11,41 +10,12 @@ use serde_json::{Value, json};
 
 use crate::webhooks::{Receiver, allow_loopback, now_seconds};
 
+/// A keep with quick retries, an account, and its `sns` client.
 fn keep() -> (Keep, String, Client) {
-    let keep = Keep::builder()
-        .delivery_retry_base(Duration::from_millis(10))
-        .build()
-        .unwrap();
-    let account = keep.create_account("sns").unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let sns = keep
-        .client("sns", Caller::account_root(account.parse().unwrap()))
-        .unwrap();
-    (keep, account, sns)
+    crate::quick_retry_keep("sns")
 }
 
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn recorder(keep: &Keep, account: &str, name: &str) -> Arc<Mutex<Vec<Value>>> {
-    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let log = Arc::clone(&seen);
-    keep.register_function(account, name, move |payload: &str| {
-        log.lock()
-            .unwrap()
-            .push(serde_json::from_str(payload).unwrap());
-        Ok(())
-    })
-    .unwrap();
-    seen
-}
+use crate::{recorder, wait_until};
 
 #[test]
 fn topics_have_sns_shapes_and_errors() {

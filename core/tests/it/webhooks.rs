@@ -6,10 +6,10 @@
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use codekeep::events::webhook::{self, WebhookAllowance, WebhookConfig};
-use codekeep::{Caller, Client, Keep};
+use codekeep::{Client, Keep};
 use serde_json::{Value, json};
 
 /// One request as the receiver saw it.
@@ -108,19 +108,9 @@ impl Receiver {
     }
 }
 
+/// A keep with quick retries, an account, and its `events` client.
 fn keep() -> (Keep, String, Client) {
-    let keep = Keep::builder()
-        .delivery_retry_base(Duration::from_millis(10))
-        .build()
-        .unwrap();
-    let account = keep.create_account("test").unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let events = keep
-        .client("events", Caller::account_root(account.parse().unwrap()))
-        .unwrap();
-    (keep, account, events)
+    crate::quick_retry_keep("events")
 }
 
 pub fn allow_loopback(keep: &Keep, timeout: Duration) {
@@ -138,13 +128,7 @@ pub fn allow_loopback(keep: &Keep, timeout: Duration) {
     .unwrap();
 }
 
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use crate::wait_until;
 
 /// Creates destination `name` at `url`; answers its ARN and signing secret.
 fn destination(events: &Client, name: &str, url: &str) -> (String, String) {

@@ -131,6 +131,18 @@ fn subscription_prefix(account: &str, topic: &str) -> Key {
         .push(topic)
 }
 
+/// The subscriptions of the topic an ARN names.
+fn subscriptions_of(
+    txn: &mut crate::store::Txn<'_>,
+    topic_arn: &str,
+) -> crate::error::Result<Vec<Subscription>> {
+    let (account, name) = parse_topic_arn(topic_arn).unwrap_or_default();
+    txn.scan_prefix(&subscription_prefix(&account, &name), None, usize::MAX)?
+        .into_iter()
+        .map(|(_, v)| serde_json::from_slice(&v).map_err(Into::into))
+        .collect()
+}
+
 fn all_subscriptions_prefix(account: &str) -> Key {
     Key::new("sns").push(account).push("subscription")
 }

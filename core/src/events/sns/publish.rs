@@ -4,9 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::subscriptions::RETRIES;
-use super::{
-    FilterPolicy, Scope, Subscription, Topic, invalid_parameter, not_found, parse_topic_arn,
-};
+use super::{FilterPolicy, Scope, Topic, invalid_parameter, not_found, parse_topic_arn};
 use crate::api::{OpCtx, optional_str};
 use crate::error::Result;
 use crate::events::dispatch::{Delivery, enqueue};
@@ -65,15 +63,7 @@ pub(crate) fn publish_in(
         return Err(not_found("Topic does not exist"));
     }
     let id = crate::id::uuid_v4();
-    let subscriptions: Vec<Subscription> = txn
-        .scan_prefix(
-            &super::subscription_prefix(&account, &name),
-            None,
-            usize::MAX,
-        )?
-        .into_iter()
-        .map(|(_, v)| serde_json::from_slice(&v))
-        .collect::<std::result::Result<_, _>>()?;
+    let subscriptions = super::subscriptions_of(txn, topic_arn)?;
     for subscription in subscriptions.iter().filter(|s| !s.pending) {
         let text = per_protocol
             .as_ref()

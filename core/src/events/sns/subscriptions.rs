@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::{
     FilterPolicy, Scope, Subscription, Topic, invalid_parameter, not_found, paged,
-    parse_subscription_arn, parse_topic_arn,
+    parse_subscription_arn,
 };
 use crate::api::{OpCtx, optional_bool, optional_str, required_str};
 use crate::error::Result;
@@ -184,18 +184,8 @@ pub(super) fn subscribe(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value>
         .ok_or_else(|| invalid_parameter("Invalid parameter: Endpoint"))?;
     let topic: Topic = super::topics::load(ctx, topic_arn)?;
     check_endpoint(ctx, &protocol, endpoint)?;
-    let (account, name) = parse_topic_arn(&topic.arn).unwrap_or_default();
     let return_arn = optional_bool(input, "ReturnSubscriptionArn")?.unwrap_or(false);
-    let existing: Vec<Subscription> = ctx
-        .txn
-        .scan_prefix(
-            &super::subscription_prefix(&account, &name),
-            None,
-            usize::MAX,
-        )?
-        .into_iter()
-        .map(|(_, v)| serde_json::from_slice(&v))
-        .collect::<std::result::Result<_, _>>()?;
+    let existing = super::subscriptions_of(ctx.txn, &topic.arn)?;
     if let Some(same) = existing
         .iter()
         .find(|s| s.protocol == protocol && s.endpoint == endpoint)
@@ -325,17 +315,7 @@ pub(super) fn confirm(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let authenticate = optional_str(input, "AuthenticateOnUnsubscribe")?
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let hash = sha256_hex(token);
-    let (account, name) = parse_topic_arn(&topic.arn).unwrap_or_default();
-    let subscriptions: Vec<Subscription> = ctx
-        .txn
-        .scan_prefix(
-            &super::subscription_prefix(&account, &name),
-            None,
-            usize::MAX,
-        )?
-        .into_iter()
-        .map(|(_, v)| serde_json::from_slice(&v))
-        .collect::<std::result::Result<_, _>>()?;
+    let subscriptions = super::subscriptions_of(ctx.txn, &topic.arn)?;
     let found = subscriptions.into_iter().find(|s| {
         s.token_sha256
             .as_deref()
@@ -370,17 +350,10 @@ fn row(s: &Subscription) -> Value {
 
 pub(super) fn list_by_topic(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let topic: Topic = super::topics::load(ctx, required_str(input, "TopicArn")?)?;
-    let (account, name) = parse_topic_arn(&topic.arn).unwrap_or_default();
-    let rows: Vec<Value> = ctx
-        .txn
-        .scan_prefix(
-            &super::subscription_prefix(&account, &name),
-            None,
-            usize::MAX,
-        )?
-        .into_iter()
-        .map(|(_, v)| serde_json::from_slice::<Subscription>(&v).map(|s| row(&s)))
-        .collect::<std::result::Result<_, _>>()?;
+    let rows: Vec<Value> = super::subscriptions_of(ctx.txn, &topic.arn)?
+        .iter()
+        .map(row)
+        .collect();
     paged(&rows, input, "Subscriptions")
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Subscription, Topic, invalid_parameter, not_found, paged, parse_topic_arn};
+use super::{Topic, invalid_parameter, not_found, paged, parse_topic_arn};
 use crate::api::{OpCtx, optional_str, required_str};
 use crate::error::Result;
 
@@ -140,17 +140,7 @@ pub(super) fn list_topics(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Valu
 
 pub(super) fn get_topic_attributes(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
     let topic = load(ctx, required_str(input, "TopicArn")?)?;
-    let (account, name) = parse_topic_arn(&topic.arn).unwrap_or_default();
-    let subscriptions: Vec<Subscription> = ctx
-        .txn
-        .scan_prefix(
-            &super::subscription_prefix(&account, &name),
-            None,
-            usize::MAX,
-        )?
-        .into_iter()
-        .map(|(_, v)| serde_json::from_slice(&v))
-        .collect::<std::result::Result<_, _>>()?;
+    let subscriptions = super::subscriptions_of(ctx.txn, &topic.arn)?;
     let pending = subscriptions.iter().filter(|s| s.pending).count();
     Ok(json!({"Attributes": {
         "TopicArn": topic.arn,
