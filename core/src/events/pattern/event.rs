@@ -38,7 +38,7 @@ impl Node {
         if self.children.len() <= FEW_CHILDREN {
             self.few
                 .iter()
-                .find(|(k, _)| k.len() == key.len() && k.first() == key.first() && **k == *key)
+                .find(|(k, _)| same_bytes(k, key))
                 .map(|(_, c)| *c)
         } else {
             self.children.get(key).copied()
@@ -332,6 +332,22 @@ const MAX_DEPTH: usize = 128;
 enum Str<'e> {
     Raw(&'e str),
     Escaped(String),
+}
+
+/// Byte equality for the short keys of events without a call into `memcmp`: whole words
+/// compared, the tail byte by byte.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |c: &[u8]| <[u8; 8]>::try_from(c).map_or(0, u64::from_ne_bytes);
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tails = wa
+        .remainder()
+        .iter()
+        .zip(wb.remainder())
+        .all(|(x, y)| x == y);
+    tails && wa.zip(wb).all(|(x, y)| word(x) == word(y))
 }
 
 fn structural(b: u8) -> bool {

@@ -27,6 +27,8 @@ pub struct Matcher {
     /// Alternatives without an anchor (nothing narrower than anything-but or exists):
     /// checked for every event.
     always: Vec<usize>,
+    /// The alternatives of each rule key.
+    by_rule: HashMap<u64, Vec<usize>>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +45,9 @@ struct Cond {
 #[derive(Debug, Clone)]
 struct Alt {
     rule: u64,
+    /// Another alternative has the same rule (a `$or`, or one key inserted twice): a match
+    /// must be checked against those already answered.
+    shared: bool,
     /// Condition ids, required ones first.
     conditions: Vec<usize>,
 }
@@ -337,8 +342,18 @@ impl Matcher {
             }
             self.alternatives.push(Alt {
                 rule,
+                shared: false,
                 conditions: ids,
             });
+            let siblings = self.by_rule.entry(rule).or_default();
+            siblings.push(alternative);
+            if siblings.len() > 1 {
+                for alt in siblings.iter() {
+                    if let Some(a) = self.alternatives.get_mut(*alt) {
+                        a.shared = true;
+                    }
+                }
+            }
         }
     }
 
@@ -411,7 +426,10 @@ impl Matcher {
             let Some(alternative) = self.alternatives.get(alt) else {
                 continue;
             };
-            if !out.contains(&alternative.rule) && self.confirm(alternative, flat, scratch) {
+            // Only a rule with several alternatives can be answered twice.
+            if !(alternative.shared && out.contains(&alternative.rule))
+                && self.confirm(alternative, flat, scratch)
+            {
                 out.push(alternative.rule);
             }
         }
