@@ -510,3 +510,24 @@ impl Matcher {
         cond.absent_ok && !present && self.search(rest, flat, chosen)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_is_answered_once_however_many_of_its_alternatives_match() {
+        let mut m = Matcher::new();
+        let or = Pattern::parse(r#"{"$or": [{"a": ["x"]}, {"b": [{"prefix": "y"}]}]}"#).unwrap();
+        m.insert(1, &or);
+        m.insert(2, &Pattern::parse(r#"{"a": ["x"]}"#).unwrap());
+        m.insert(2, &Pattern::parse(r#"{"b": ["yes"]}"#).unwrap());
+        m.insert(3, &Pattern::parse(r#"{"a": ["x"]}"#).unwrap());
+        let mut hits = m.matching(&serde_json::json!({"a": "x", "b": "yes"}));
+        hits.sort_unstable();
+        assert_eq!(hits, [1, 2, 3]);
+        let mut hits = m.matching(&serde_json::json!({"b": "yes"}));
+        hits.sort_unstable();
+        assert_eq!(hits, [1, 2]);
+    }
+}
