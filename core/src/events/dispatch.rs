@@ -365,6 +365,10 @@ fn attempt(inner: &KeepInner, delivery: &Delivery) -> Outcome {
             Err(e) if e.kind() == crate::error::ErrorKind::NotFound => {
                 Outcome::Fail(format!("topic {arn} does not exist"))
             }
+            // A message Publish refuses (too long, say) will not pass on a retry either.
+            Err(e) if e.kind() == crate::error::ErrorKind::InvalidArgument => {
+                Outcome::Fail(e.message().to_owned())
+            }
             Err(e) => Outcome::Retry(e.message().to_owned()),
         };
     }
