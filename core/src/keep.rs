@@ -185,6 +185,11 @@ impl KeepBuilder {
         let audit = crate::audit::AuditKeys::load_or_create(&meta, key_provider.as_ref())?;
         #[cfg(feature = "crypto")]
         let token_key = crate::iam::TokenKey::load_or_create(&meta, key_provider.as_ref())?;
+        #[cfg(feature = "crypto")]
+        meta.set_sealer(Arc::new(crate::crypto::RecordKey::load_or_create(
+            &meta,
+            key_provider.as_ref(),
+        )?));
         let inner = KeepInner {
             meta,
             blobs: self

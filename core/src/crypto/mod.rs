@@ -11,6 +11,7 @@ mod cache;
 mod envelope;
 mod kms;
 mod provider;
+mod records;
 mod sealed;
 
 pub use cache::KeyCache;
@@ -26,3 +27,4 @@ pub(crate) use kms::{
 pub(crate) use kms::{managed_key_arn, unwrap_for_service, usable_key_arn, wrap_for_service};
 pub use provider::{KeyProvider, MasterKeyProvider};
 pub(crate) use provider::{PBKDF2_ITERATIONS, keep_secret};
+pub(crate) use records::RecordKey;

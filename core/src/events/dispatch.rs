@@ -73,7 +73,7 @@ fn pending_key(delivery: &Delivery) -> Key {
 
 /// Records a delivery for the dispatcher inside `txn` (wakes it when `txn` commits).
 pub(crate) fn enqueue(txn: &mut crate::store::Txn<'_>, delivery: &Delivery) -> Result<()> {
-    txn.put_json(&pending_key(delivery), delivery)?;
+    txn.put_sealed_json(&pending_key(delivery), delivery)?;
     txn.wake_dispatcher();
     Ok(())
 }
@@ -215,7 +215,7 @@ fn fan_out(inner: &KeepInner, cache: &mut HashMap<String, Compiled>) -> Result<b
     }
     inner.meta.txn(|t| {
         for d in &deliveries {
-            t.put_json(&pending_key(d), d)?;
+            t.put_sealed_json(&pending_key(d), d)?;
         }
         t.outbox_advance(CONSUMER, last)
     })?;
@@ -261,7 +261,8 @@ fn deliver_due(inner: &KeepInner) -> Result<Next> {
         let mut due = Vec::new();
         let mut later = None;
         for (key, value) in t.scan_prefix(&pending_prefix(), None, BATCH + 1)? {
-            let Ok(delivery) = serde_json::from_slice::<Delivery>(&value) else {
+            // An unreadable record is left alone (it cannot be delivered or retried).
+            let Ok(delivery) = t.open_json::<Delivery>(&key, &value) else {
                 continue;
             };
             if delivery.due_millis > now {
@@ -468,12 +469,12 @@ fn settle(
                 .and_then(|d| d.get("Arn"))
                 .and_then(Value::as_str)
             {
-                t.put_json(&dead_letter_prefix(queue).push(&delivery.id), &next)?;
+                t.put_sealed_json(&dead_letter_prefix(queue).push(&delivery.id), &next)?;
             }
             return Ok(());
         }
         next.due_millis = now + backoff(retry_base_millis, next.attempts);
-        t.put_json(&pending_key(&next), &next)
+        t.put_sealed_json(&pending_key(&next), &next)
     }
 }
 
@@ -497,8 +498,8 @@ pub(crate) fn dead_letters(inner: &KeepInner, queue_arn: &str) -> Result<Vec<Val
     inner.meta.read(|t| {
         t.scan_prefix(&dead_letter_prefix(queue_arn), None, usize::MAX)?
             .into_iter()
-            .map(|(_, v)| {
-                let d: Delivery = serde_json::from_slice(&v)?;
+            .map(|(k, v)| {
+                let d: Delivery = t.open_json(&k, &v)?;
                 Ok(json!({
                     "Event": d.event,
                     "RuleArn": d.rule_arn,

@@ -141,7 +141,7 @@ fn receive_message(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
         .scan_prefix(&dead_letter_prefix(&arn), None, max)?
         .into_iter()
         .map(|(key, v)| {
-            let delivery: Delivery = serde_json::from_slice(&v)?;
+            let delivery: Delivery = ctx.txn.open_json(&key, &v)?;
             Ok(message(&key.last().unwrap_or_default(), &delivery))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -182,7 +182,7 @@ fn start_message_move_task(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Val
         .txn
         .scan_prefix(&dead_letter_prefix(&arn), None, usize::MAX)?;
     for (key, value) in &letters {
-        let mut delivery: Delivery = serde_json::from_slice(value)?;
+        let mut delivery: Delivery = ctx.txn.open_json(key, value)?;
         delivery.attempts = 0;
         delivery.due_millis = 0;
         // The event's age restarts: a re-drive is a decision to deliver it now.

@@ -71,12 +71,27 @@ pub trait TxnBackend {
     fn commit(self: Box<Self>) -> Result<()>;
 }
 
+/// Seals records that hold customer content (event payloads, messages) before they reach the
+/// metadata store, bound to their key. The keep installs one (a key wrapped by its key
+/// provider, `crypto::RecordKey`); a bare `Meta` stores those records as plain JSON.
+pub(crate) trait RecordSealer: Send + Sync + fmt::Debug {
+    /// `plain` sealed for `key`.
+    fn seal(&self, key: &[u8], plain: &[u8]) -> Result<Vec<u8>>;
+    /// The plaintext of a record `seal` made for `key`.
+    fn open(&self, key: &[u8], sealed: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// The first byte of a sealed record (JSON records start with `{`, `[` or a digit).
+pub(crate) const SEALED_RECORD: u8 = 0x01;
+
 /// The metadata store: serializable transactions with automatic retry on conflict.
 #[derive(Clone)]
 pub struct Meta {
     backend: Arc<dyn MetaBackend>,
     /// Rung after a commit that appended outbox events.
     signal: Arc<outbox::OutboxSignal>,
+    /// Seals customer content; shared by every clone, set once by the keep.
+    sealer: Arc<std::sync::OnceLock<Arc<dyn RecordSealer>>>,
 }
 
 impl fmt::Debug for Meta {
@@ -84,6 +99,7 @@ impl fmt::Debug for Meta {
         f.debug_struct("Meta")
             .field("backend", &self.backend)
             .field("signal", &self.signal)
+            .field("sealed", &self.sealer.get().is_some())
             .finish()
     }
 }
@@ -94,7 +110,13 @@ impl Meta {
         Meta {
             backend: Arc::new(backend),
             signal: Arc::default(),
+            sealer: Arc::default(),
         }
+    }
+
+    /// Installs the sealer for customer-content records (once; later calls change nothing).
+    pub(crate) fn set_sealer(&self, sealer: Arc<dyn RecordSealer>) {
+        let _ = self.sealer.set(sealer);
     }
 
     /// Runs `f` in a read-write transaction and commits it.
@@ -127,6 +149,7 @@ impl Meta {
                     inner,
                     write,
                     appended: false,
+                    sealer: self.sealer.get().map(Arc::as_ref),
                 };
                 let value = f(&mut txn)?;
                 txn.inner.commit()?;
@@ -158,6 +181,7 @@ pub struct Txn<'a> {
     write: bool,
     /// Set when the transaction appended outbox events.
     appended: bool,
+    sealer: Option<&'a dyn RecordSealer>,
 }
 
 impl fmt::Debug for Txn<'_> {
@@ -254,6 +278,44 @@ impl Txn<'_> {
             }),
             None => Ok(None),
         }
+    }
+
+    /// Stores `value` as a JSON record under `key`, sealed when the keep seals customer
+    /// content (read it back with [`Txn::open_json`]).
+    pub(crate) fn put_sealed_json<T: Serialize + ?Sized>(
+        &mut self,
+        key: &Key,
+        value: &T,
+    ) -> Result<()> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| Error::internal(format!("cannot serialize `{key}`: {e}")))?;
+        match self.sealer {
+            Some(sealer) => {
+                let record = sealer.seal(key.as_bytes(), &bytes)?;
+                self.put(key, &record)
+            }
+            None => self.put(key, &bytes),
+        }
+    }
+
+    /// Reads the value of `key` (e.g. from a scan) stored with [`Txn::put_sealed_json`], or as
+    /// plain JSON (as older keeps and bare stores wrote it).
+    pub(crate) fn open_json<T: DeserializeOwned>(&self, key: &Key, bytes: &[u8]) -> Result<T> {
+        let plain;
+        let json = if bytes.first() == Some(&SEALED_RECORD) {
+            let sealer = self.sealer.ok_or_else(|| {
+                Error::storage(format!(
+                    "record `{key}` is sealed and this store has no key"
+                ))
+            })?;
+            plain = sealer.open(key.as_bytes(), bytes)?;
+            plain.as_slice()
+        } else {
+            bytes
+        };
+        serde_json::from_slice(json).map_err(|e| {
+            Error::storage(format!("stored record `{key}` is unreadable: {e}")).with_source(e)
+        })
     }
 
     /// Stores `value` as a JSON record under `key`.

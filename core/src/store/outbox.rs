@@ -87,7 +87,7 @@ impl Txn<'_> {
             resources,
             detail,
         };
-        self.put_json(&events_prefix().push_u64(seq), &event)?;
+        self.put_sealed_json(&events_prefix().push_u64(seq), &event)?;
         self.appended = true;
         Ok((seq, event.id))
     }
@@ -153,13 +153,7 @@ impl Meta {
                 Some(&events_prefix().push_u64(after)),
                 limit,
             )?;
-            rows.into_iter()
-                .map(|(k, v)| {
-                    serde_json::from_slice(&v).map_err(|e| {
-                        Error::storage(format!("outbox event `{k}` is unreadable: {e}"))
-                    })
-                })
-                .collect()
+            rows.into_iter().map(|(k, v)| t.open_json(&k, &v)).collect()
         })
     }
 

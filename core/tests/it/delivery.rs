@@ -294,3 +294,51 @@ fn dead_letters_are_read_and_redriven_through_sqs() {
     assert_eq!(*seen.lock().unwrap(), kept, "the event kept its id");
     assert!(keep.dead_letters(&queue).unwrap().is_empty());
 }
+
+#[test]
+fn event_payloads_are_sealed_at_rest() {
+    use codekeep::store::Key;
+    let (keep, account, events) = keep();
+    keep.register_function(&account, "down", |_: &str| Err("down".to_owned()))
+        .unwrap();
+    let queue = format!("arn:aws:sqs:us-east-1:{account}:sealed");
+    rule(
+        &events,
+        "all",
+        &json!({"source": ["my.app"]}),
+        &json!([{"Id": "t", "Arn": format!("arn:aws:lambda:us-east-1:{account}:function:down"),
+                 "RetryPolicy": {"MaximumRetryAttempts": 0}, "DeadLetterConfig": {"Arn": queue}}]),
+    );
+    let id = put(&events, "my.app", &json!({"card": "MARKER-4111-1111"}));
+    wait_until("the dead letter", || {
+        !keep.dead_letters(&queue).unwrap().is_empty()
+    });
+    // Readable through the API…
+    assert_eq!(
+        keep.dead_letters(&queue).unwrap()[0]["Event"]["id"],
+        id.as_str()
+    );
+    let outbox = keep.read_events("check", 100).unwrap();
+    assert!(
+        outbox
+            .iter()
+            .any(|e| e["Event"]["detail"]["card"] == "MARKER-4111-1111")
+    );
+    // …but not in the store: the outbox and the dead letter are sealed.
+    let raw = keep
+        .meta()
+        .read(|t| {
+            let mut all = t.scan_prefix(&Key::new("outbox").push("e"), None, usize::MAX)?;
+            all.extend(t.scan_prefix(&Key::new("events-delivery"), None, usize::MAX)?);
+            Ok(all)
+        })
+        .unwrap();
+    assert!(raw.len() >= 2);
+    for (key, value) in &raw {
+        assert_eq!(value.first(), Some(&1u8), "{key} is not sealed");
+        assert!(
+            !value.windows(6).any(|w| w == b"MARKER"),
+            "{key} holds the payload in the clear"
+        );
+    }
+}

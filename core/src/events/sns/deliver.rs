@@ -64,7 +64,7 @@ pub(crate) fn attempt(inner: &KeepInner, delivery: &Delivery) -> Outcome {
             // Ordered by publish time (standard topics promise no order beyond that).
             let handle = format!("{:020}-{}", delivery.event_millis, delivery.id);
             let written = inner.meta.txn(|t| {
-                t.put_json(
+                t.put_sealed_json(
                     &queue_prefix(&account, &subscription.endpoint).push(&handle),
                     &record,
                 )
@@ -164,7 +164,7 @@ pub(crate) fn application_messages(
         t.scan_prefix(&queue_prefix(account, queue), None, max)?
             .into_iter()
             .map(|(key, v)| {
-                let mut record: Value = serde_json::from_slice(&v)?;
+                let mut record: Value = t.open_json(&key, &v)?;
                 let handle = key.last().unwrap_or_default();
                 crate::api::set_member(&mut record, "ReceiptHandle", json!(handle));
                 Ok(record)
