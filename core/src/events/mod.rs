@@ -65,7 +65,13 @@ pub(crate) static EVENTS_OPERATIONS: &[Operation] = &[
         rules::test_event_pattern,
         read_only = true
     ),
-    events_op!("PutEvents", put_events::put_events, read_only = false),
+    // An event's detail is customer content: kept out of the audit log (sealed in the outbox).
+    events_op!(
+        "PutEvents",
+        put_events::put_events,
+        read_only = false,
+        secrets = &["Detail"]
+    ),
     #[cfg(feature = "webhooks")]
     events_op!(
         "CreateApiDestination",

@@ -341,4 +341,10 @@ fn event_payloads_are_sealed_at_rest() {
             "{key} holds the payload in the clear"
         );
     }
+    // Nor does the audit log copy the detail.
+    let mut log = Vec::new();
+    keep.audit().export_jsonl(&mut log).unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert!(log.contains("PutEvents"));
+    assert!(!log.contains("MARKER"));
 }

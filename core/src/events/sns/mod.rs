@@ -88,7 +88,13 @@ pub(crate) static SNS_OPERATIONS: &[Operation] = &[
         subscriptions::set_attributes,
         read_only = false
     ),
-    sns_op!("Publish", publish::publish, read_only = false),
+    // A message is customer content: kept out of the audit log (sealed in delivery records).
+    sns_op!(
+        "Publish",
+        publish::publish,
+        read_only = false,
+        secrets = &["Message"]
+    ),
 ];
 
 /// A stored topic.
