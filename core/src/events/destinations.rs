@@ -9,7 +9,6 @@
 //! accepted (the keep's webhook allowance decides where deliveries may go), and
 //! InvocationRateLimitPerSecond is stored but not enforced.
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -75,15 +74,11 @@ impl Destination {
 
     /// The signing secret, unwrapped.
     pub(crate) fn secret(&self, keep: &KeepInner) -> Result<Zeroizing<String>> {
-        let wrapped = base64::engine::general_purpose::STANDARD
-            .decode(&self.secret_wrapped)
-            .map_err(|_| Error::storage("a stored webhook secret is not base64"))?;
-        let raw = keep
-            .key_provider
-            .unwrap(&wrapped, format!("{WRAP_LABEL}{}", self.arn).as_bytes())?;
-        String::from_utf8(raw.to_vec())
-            .map(Zeroizing::new)
-            .map_err(|_| Error::storage("a stored webhook secret is not text"))
+        super::webhook::unwrap_secret(
+            keep,
+            &format!("{WRAP_LABEL}{}", self.arn),
+            &self.secret_wrapped,
+        )
     }
 }
 
@@ -193,11 +188,8 @@ pub(crate) fn create(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
         arn_pattern(ctx, &account, name),
         crate::id::uuid_v4()
     );
-    let secret = super::webhook::new_secret()?;
-    let wrapped = ctx
-        .keep
-        .key_provider
-        .wrap(secret.as_bytes(), format!("{WRAP_LABEL}{arn}").as_bytes())?;
+    let (secret, secret_wrapped) =
+        super::webhook::new_wrapped_secret(ctx.keep, &format!("{WRAP_LABEL}{arn}"))?;
     let now = ctx.now();
     let mut destination = Destination {
         name: name.to_owned(),
@@ -209,7 +201,7 @@ pub(crate) fn create(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {
         rate_limit: None,
         created: now,
         modified: now,
-        secret_wrapped: base64::engine::general_purpose::STANDARD.encode(wrapped),
+        secret_wrapped,
     };
     apply(ctx, input, &mut destination)?;
     ctx.txn.put_json(&key, &destination)?;

@@ -392,18 +392,17 @@ fn post_webhook(inner: &KeepInner, delivery: &Delivery, arn: &str, payload: &str
         Ok(s) => s,
         Err(e) => return Outcome::Retry(e.message().to_owned()),
     };
-    let timestamp = inner.clock.now_millis() / 1000;
-    let signature = match super::webhook::sign(&secret, &delivery.id, timestamp, payload.as_bytes())
-    {
-        Ok(s) => s,
+    let signed = match super::webhook::signature_headers(
+        &secret,
+        &delivery.id,
+        inner.clock.now_millis() / 1000,
+        payload.as_bytes(),
+    ) {
+        Ok(h) => h,
         Err(e) => return Outcome::Fail(e.message().to_owned()),
     };
-    let mut headers = vec![
-        ("Content-Type".to_owned(), "application/json".to_owned()),
-        ("webhook-id".to_owned(), delivery.id.clone()),
-        ("webhook-timestamp".to_owned(), timestamp.to_string()),
-        ("webhook-signature".to_owned(), signature),
-    ];
+    let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+    headers.extend(signed);
     if let Some(extra) = delivery
         .target
         .pointer("/HttpParameters/HeaderParameters")

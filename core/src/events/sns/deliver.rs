@@ -108,12 +108,15 @@ fn post(inner: &KeepInner, delivery: &Delivery, subscription: &Subscription) -> 
         Ok(s) => s,
         Err(e) => return Outcome::Retry(e.message().to_owned()),
     };
-    let timestamp = inner.clock.now_millis() / 1000;
-    let signature =
-        match crate::events::webhook::sign(&secret, &delivery.id, timestamp, body.as_bytes()) {
-            Ok(s) => s,
-            Err(e) => return Outcome::Fail(e.message().to_owned()),
-        };
+    let signed = match crate::events::webhook::signature_headers(
+        &secret,
+        &delivery.id,
+        inner.clock.now_millis() / 1000,
+        body.as_bytes(),
+    ) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Fail(e.message().to_owned()),
+    };
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
     let mut headers = vec![
         (
@@ -129,10 +132,8 @@ fn post(inner: &KeepInner, delivery: &Delivery, subscription: &Subscription) -> 
             "x-amz-sns-topic-arn".to_owned(),
             subscription.topic_arn.clone(),
         ),
-        ("webhook-id".to_owned(), delivery.id.clone()),
-        ("webhook-timestamp".to_owned(), timestamp.to_string()),
-        ("webhook-signature".to_owned(), signature),
     ];
+    headers.extend(signed);
     if kind == "Notification" {
         headers.push((
             "x-amz-sns-subscription-arn".to_owned(),

@@ -272,13 +272,11 @@ fn new_secret(
     ctx: &mut OpCtx<'_, '_>,
     subscription: &mut Subscription,
 ) -> Result<zeroize::Zeroizing<String>> {
-    use base64::Engine as _;
-    let secret = crate::events::webhook::new_secret()?;
-    let wrapped = ctx.keep.key_provider.wrap(
-        secret.as_bytes(),
-        format!("{WRAP_LABEL}{}", subscription.arn).as_bytes(),
+    let (secret, wrapped) = crate::events::webhook::new_wrapped_secret(
+        ctx.keep,
+        &format!("{WRAP_LABEL}{}", subscription.arn),
     )?;
-    subscription.secret_wrapped = Some(base64::engine::general_purpose::STANDARD.encode(wrapped));
+    subscription.secret_wrapped = Some(wrapped);
     Ok(secret)
 }
 
@@ -296,17 +294,11 @@ pub(super) fn secret(
     keep: &crate::keep::KeepInner,
     subscription: &Subscription,
 ) -> Result<zeroize::Zeroizing<String>> {
-    use base64::Engine as _;
-    let wrapped = base64::engine::general_purpose::STANDARD
-        .decode(subscription.secret_wrapped.as_deref().unwrap_or_default())
-        .map_err(|_| crate::error::Error::storage("a stored subscription secret is not base64"))?;
-    let raw = keep.key_provider.unwrap(
-        &wrapped,
-        format!("{WRAP_LABEL}{}", subscription.arn).as_bytes(),
-    )?;
-    String::from_utf8(raw.to_vec())
-        .map(zeroize::Zeroizing::new)
-        .map_err(|_| crate::error::Error::storage("a stored subscription secret is not text"))
+    crate::events::webhook::unwrap_secret(
+        keep,
+        &format!("{WRAP_LABEL}{}", subscription.arn),
+        subscription.secret_wrapped.as_deref().unwrap_or_default(),
+    )
 }
 
 pub(super) fn confirm(ctx: &mut OpCtx<'_, '_>, input: &Value) -> Result<Value> {

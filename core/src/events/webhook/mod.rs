@@ -122,6 +122,51 @@ pub(crate) fn new_secret() -> Result<Zeroizing<String>> {
     )))
 }
 
+/// A new signing secret and its stored form: wrapped by the keep's key provider, bound to
+/// `aad` (which names its owner), base64.
+pub(crate) fn new_wrapped_secret(
+    keep: &crate::keep::KeepInner,
+    aad: &str,
+) -> Result<(Zeroizing<String>, String)> {
+    let secret = new_secret()?;
+    let wrapped = keep.key_provider.wrap(secret.as_bytes(), aad.as_bytes())?;
+    Ok((
+        secret,
+        base64::engine::general_purpose::STANDARD.encode(wrapped),
+    ))
+}
+
+/// A secret stored by [`new_wrapped_secret`], unwrapped.
+pub(crate) fn unwrap_secret(
+    keep: &crate::keep::KeepInner,
+    aad: &str,
+    stored: &str,
+) -> Result<Zeroizing<String>> {
+    let wrapped = base64::engine::general_purpose::STANDARD
+        .decode(stored)
+        .map_err(|_| Error::storage("a stored webhook secret is not base64"))?;
+    let raw = keep.key_provider.unwrap(&wrapped, aad.as_bytes())?;
+    String::from_utf8(raw.to_vec())
+        .map(Zeroizing::new)
+        .map_err(|_| Error::storage("a stored webhook secret is not text"))
+}
+
+/// The three headers that sign one delivery attempt: `webhook-id`, `webhook-timestamp`,
+/// `webhook-signature`.
+pub(crate) fn signature_headers(
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<[(String, String); 3]> {
+    let signature = sign(secret, id, timestamp, body)?;
+    Ok([
+        ("webhook-id".to_owned(), id.to_owned()),
+        ("webhook-timestamp".to_owned(), timestamp.to_string()),
+        ("webhook-signature".to_owned(), signature),
+    ])
+}
+
 /// The HMAC key a secret names: the bytes after `whsec_` (the prefix is optional).
 fn secret_key(secret: &str) -> Result<ring::hmac::Key> {
     let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
