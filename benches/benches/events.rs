@@ -258,8 +258,8 @@ fn matching(mixed: bool) {
     );
 }
 
-fn latency() {
-    let keep = codekeep::Keep::memory().unwrap();
+/// An account in `keep` and its `events` client.
+fn bench_account(keep: &codekeep::Keep) -> (String, codekeep::Client) {
     let account = keep.create_account("bench").unwrap()["Id"]
         .as_str()
         .unwrap()
@@ -270,6 +270,28 @@ fn latency() {
             codekeep::Caller::account_root(account.parse().unwrap()),
         )
         .unwrap();
+    (account, events)
+}
+
+/// A rule sending every event of source `bench` to `target` (an ARN).
+fn every_bench_event_to(events: &codekeep::Client, target: &Value) {
+    events
+        .call(
+            "PutRule",
+            json!({"Name": "all", "EventPattern": json!({"source": ["bench"]}).to_string()}),
+        )
+        .unwrap();
+    events
+        .call(
+            "PutTargets",
+            json!({"Rule": "all", "Targets": [{"Id": "t", "Arn": target}]}),
+        )
+        .unwrap();
+}
+
+fn latency() {
+    let keep = codekeep::Keep::memory().unwrap();
+    let (account, events) = bench_account(&keep);
     let (tx, rx) = mpsc::channel::<Instant>();
     let tx = std::sync::Mutex::new(tx);
     let arn = keep
@@ -280,18 +302,7 @@ fn latency() {
                 .map_err(|e| e.to_string())
         })
         .unwrap();
-    events
-        .call(
-            "PutRule",
-            json!({"Name": "all", "EventPattern": json!({"source": ["bench"]}).to_string()}),
-        )
-        .unwrap();
-    events
-        .call(
-            "PutTargets",
-            json!({"Rule": "all", "Targets": [{"Id": "t", "Arn": arn}]}),
-        )
-        .unwrap();
+    every_bench_event_to(&events, &json!(arn));
     let mut samples = Vec::new();
     for i in 0..500 {
         let committed = Instant::now();
@@ -399,16 +410,7 @@ fn webhooks() {
         ..WebhookConfig::default()
     })
     .unwrap();
-    let account = keep.create_account("bench").unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let events = keep
-        .client(
-            "events",
-            codekeep::Caller::account_root(account.parse().unwrap()),
-        )
-        .unwrap();
+    let (account, events) = bench_account(&keep);
     let (port, received) = receiver();
     let destination = events
         .call(
@@ -417,18 +419,7 @@ fn webhooks() {
                    "InvocationEndpoint": format!("http://127.0.0.1:{port}/hook")}),
         )
         .unwrap();
-    events
-        .call(
-            "PutRule",
-            json!({"Name": "all", "EventPattern": json!({"source": ["bench"]}).to_string()}),
-        )
-        .unwrap();
-    events
-        .call(
-            "PutTargets",
-            json!({"Rule": "all", "Targets": [{"Id": "hook", "Arn": destination["ApiDestinationArn"]}]}),
-        )
-        .unwrap();
+    every_bench_event_to(&events, &destination["ApiDestinationArn"]);
     let detail =
         json!({"repositoryName": "web", "referenceName": "feature", "event": "referenceDeleted"})
             .to_string();

@@ -15,19 +15,7 @@ fn keep() -> (Keep, String, Client) {
     crate::quick_retry_keep("events")
 }
 
-use crate::wait_until;
-
-fn rule(events: &Client, name: &str, pattern: &Value, targets: &Value) {
-    events
-        .call(
-            "PutRule",
-            json!({"Name": name, "EventPattern": pattern.to_string()}),
-        )
-        .unwrap();
-    events
-        .call("PutTargets", json!({"Rule": name, "Targets": targets}))
-        .unwrap();
-}
+use crate::{rule, wait_until};
 
 fn put(events: &Client, source: &str, detail: &Value) -> String {
     let out = events

@@ -106,6 +106,22 @@ pub fn recorder(
     seen
 }
 
+/// Puts rule `name` with `pattern` on the default bus and gives it `targets`.
+pub fn rule(events: &Client, name: &str, pattern: &Value, targets: &Value) {
+    events
+        .call(
+            "PutRule",
+            serde_json::json!({"Name": name, "EventPattern": pattern.to_string()}),
+        )
+        .unwrap();
+    events
+        .call(
+            "PutTargets",
+            serde_json::json!({"Rule": name, "Targets": targets}),
+        )
+        .unwrap();
+}
+
 /// A keep whose clock only moves when the test says so.
 pub fn keep_with_clock() -> (codekeep::clock::ManualClock, Keep) {
     let clock = codekeep::clock::ManualClock::new(1_700_000_000_000);

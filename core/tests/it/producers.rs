@@ -9,19 +9,14 @@ use serde_json::{Value, json};
 
 use crate::{recorder, wait_until};
 
+/// A rule sending what `pattern` matches to `function`.
 fn rule(events: &Client, name: &str, pattern: &Value, function: &str) {
-    events
-        .call(
-            "PutRule",
-            json!({"Name": name, "EventPattern": pattern.to_string()}),
-        )
-        .unwrap();
-    events
-        .call(
-            "PutTargets",
-            json!({"Rule": name, "Targets": [{"Id": "f", "Arn": function}]}),
-        )
-        .unwrap();
+    crate::rule(
+        events,
+        name,
+        pattern,
+        &json!([{"Id": "f", "Arn": function}]),
+    );
 }
 
 #[test]
