@@ -88,7 +88,7 @@ pub(crate) const SEALED_RECORD: u8 = 0x01;
 #[derive(Clone)]
 pub struct Meta {
     backend: Arc<dyn MetaBackend>,
-    /// Rung after a commit that appended outbox events.
+    /// Rung after a commit that appended outbox events or wrote deliveries.
     signal: Arc<outbox::OutboxSignal>,
     /// Seals customer content; shared by every clone, set once by the keep.
     sealer: Arc<std::sync::OnceLock<Arc<dyn RecordSealer>>>,
@@ -148,12 +148,12 @@ impl Meta {
                 let mut txn = Txn {
                     inner,
                     write,
-                    appended: false,
+                    wakes_dispatcher: false,
                     sealer: self.sealer.get().map(Arc::as_ref),
                 };
                 let value = f(&mut txn)?;
                 txn.inner.commit()?;
-                if txn.appended {
+                if txn.wakes_dispatcher {
                     self.signal.notify();
                 }
                 Ok(value)
@@ -179,8 +179,9 @@ fn backoff(attempt: u32) {
 pub struct Txn<'a> {
     inner: Box<dyn TxnBackend + 'a>,
     write: bool,
-    /// Set when the transaction appended outbox events.
-    appended: bool,
+    /// Set when the transaction appended outbox events or wrote deliveries: the events
+    /// dispatcher is woken when it commits.
+    wakes_dispatcher: bool,
     sealer: Option<&'a dyn RecordSealer>,
 }
 

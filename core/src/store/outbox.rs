@@ -88,7 +88,7 @@ impl Txn<'_> {
             detail,
         };
         self.put_sealed_json(&events_prefix().push_u64(seq), &event)?;
-        self.appended = true;
+        self.wakes_dispatcher = true;
         Ok((seq, event.id))
     }
 }
@@ -96,7 +96,7 @@ impl Txn<'_> {
 impl Txn<'_> {
     /// Wakes the events dispatcher when this transaction commits (it wrote delivery records).
     pub(crate) fn wake_dispatcher(&mut self) {
-        self.appended = true;
+        self.wakes_dispatcher = true;
     }
 
     /// Moves `consumer`'s cursor to `seq` inside this transaction (so whatever the consumer
