@@ -10,6 +10,7 @@ use foldhash::HashMap;
 use serde_json::Value;
 
 use super::Leaf;
+use super::skip::{self, quote_or_backslash};
 
 /// The paths patterns name, as a tree of keys.
 #[derive(Debug, Default, Clone)]
@@ -334,9 +335,9 @@ enum Str<'e> {
     Escaped(String),
 }
 
-/// Byte equality for the short keys of events without a call into `memcmp`: whole words
-/// compared, the tail byte by byte.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+/// Byte equality for the short keys and values of events without a call into `memcmp`: whole
+/// words compared, the tail byte by byte.
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -348,63 +349,6 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         .zip(wb.remainder())
         .all(|(x, y)| x == y);
     tails && wa.zip(wb).all(|(x, y)| word(x) == word(y))
-}
-
-fn structural(b: u8) -> bool {
-    matches!(b, b'"' | b'{' | b'}' | b'[' | b']')
-}
-
-/// The first `"`, `{`, `}`, `[` or `]` in `bytes`, eight bytes at a time: OR-ing 0x20 folds
-/// `[` onto `{` and `]` onto `}` (and leaves `"`), so three zero-byte tests per word tell
-/// whether a word may hold one; only such words are looked at byte by byte. Skipped values
-/// (coordinates, long arrays of numbers) are mostly words without any.
-fn next_structural(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
-    let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let Ok(word) = <[u8; 8]>::try_from(chunk).map(u64::from_le_bytes) else {
-            break;
-        };
-        let folded = word | (0x20 * ONES);
-        if has_zero_byte(folded ^ (u64::from(b'"') * ONES))
-            || has_zero_byte(folded ^ (u64::from(b'{') * ONES))
-            || has_zero_byte(folded ^ (u64::from(b'}') * ONES))
-        {
-            // Maybe: a byte that folds onto one of them is not necessarily one.
-            if let Some(k) = chunk.iter().position(|b| structural(*b)) {
-                return Some(at + k);
-            }
-        }
-        at += 8;
-    }
-    bytes
-        .get(at..)?
-        .iter()
-        .position(|b| structural(*b))
-        .map(|k| at + k)
-}
-
-/// The first `"` or `\\` in `bytes`, eight bytes at a time (two zero-byte tests per word).
-fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
-    let stop = |b: &u8| matches!(b, b'"' | b'\\');
-    let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let Ok(word) = <[u8; 8]>::try_from(chunk).map(u64::from_le_bytes) else {
-            break;
-        };
-        if has_zero_byte(word ^ (u64::from(b'"') * ONES))
-            || has_zero_byte(word ^ (u64::from(b'\\') * ONES))
-        {
-            return chunk.iter().position(stop).map(|k| at + k);
-        }
-        at += 8;
-    }
-    bytes.get(at..)?.iter().position(stop).map(|k| at + k)
 }
 
 /// A cursor over an event's bytes.
@@ -558,48 +502,16 @@ impl<'e> Scanner<'e> {
 
     /// Passes over an object or array, counting brackets (each must close what it opened).
     fn skip_container(&mut self, depth: usize) -> crate::error::Result<()> {
-        // Bit i is set when the container opened at nesting i (from here) is an object.
-        let mut objects = [0u64; MAX_DEPTH.div_ceil(64) + 1];
-        let mut level = 0usize;
-        loop {
-            // Straight to the next byte that matters (numbers, commas and spaces do not).
-            let rest = self.bytes.get(self.at..).unwrap_or_default();
-            let Some(k) = next_structural(rest) else {
-                break;
-            };
-            let b = rest.get(k).copied().unwrap_or_default();
-            self.at += k + 1;
-            if b == b'"' {
-                self.skip_string_rest()?;
-                continue;
+        match skip::container_end(self.bytes, self.at, MAX_DEPTH.saturating_sub(depth)) {
+            Ok(end) => {
+                self.at = end;
+                Ok(())
             }
-            let opens = b == b'{' || b == b'[';
-            if opens {
-                if depth + level > MAX_DEPTH {
-                    return Err(self.fail("the event nests too deeply"));
-                }
-                let (word, bit) = (level / 64, level % 64);
-                if let Some(w) = objects.get_mut(word) {
-                    *w = (*w & !(1 << bit)) | (u64::from(b == b'{') << bit);
-                }
-                level += 1;
-                continue;
-            }
-            let Some(open) = level.checked_sub(1) else {
-                return Err(self.fail("a bracket closes nothing"));
-            };
-            let was_object = objects
-                .get(open / 64)
-                .is_some_and(|w| w & (1 << (open % 64)) != 0);
-            if was_object != (b == b'}') {
-                return Err(self.fail("a bracket closes what it did not open"));
-            }
-            level = open;
-            if level == 0 {
-                return Ok(());
+            Err(skip::Malformed { at, what }) => {
+                self.at = at;
+                Err(self.fail(what))
             }
         }
-        Err(self.fail("an unterminated object or array"))
     }
 }
 
@@ -643,23 +555,6 @@ mod tests {
         }
         let deep = format!(r#"{{"x": {}{}, "a": 1}}"#, "[".repeat(200), "]".repeat(200));
         assert!(scan(&paths, &deep).is_err());
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn word_at_a_time_searches_agree_with_a_byte_loop(
-            bytes in proptest::collection::vec(proptest::prop_oneof![
-                proptest::num::u8::ANY,
-                proptest::sample::select(vec![b'"', b'\\', b'{', b'}', b'[', b']', 0x02, 0x5b, 0x5d]),
-                proptest::sample::select(vec![b'1', b',', b' ', b'.']),
-            ], 0..40)
-        ) {
-            proptest::prop_assert_eq!(
-                quote_or_backslash(&bytes),
-                bytes.iter().position(|b| matches!(b, b'"' | b'\\'))
-            );
-            proptest::prop_assert_eq!(next_structural(&bytes), bytes.iter().position(|b| structural(*b)));
-        }
     }
 
     #[test]

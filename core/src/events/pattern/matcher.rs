@@ -29,6 +29,9 @@ pub struct Matcher {
     always: Vec<usize>,
     /// The alternatives of each rule key.
     by_rule: HashMap<u64, Vec<usize>>,
+    /// Alternatives by their conditions (written out), so rules with the same pattern share
+    /// one: it is confirmed once per event however many rules it answers for.
+    by_conditions: HashMap<String, usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,10 +47,10 @@ struct Cond {
 
 #[derive(Debug, Clone)]
 struct Alt {
-    rule: u64,
-    /// Another alternative has the same rule (a `$or`, or one key inserted twice): a match
-    /// must be checked against those already answered.
-    shared: bool,
+    /// The rules it answers for, each flagged when that rule has other alternatives too (a
+    /// `$or`, or one key inserted with different patterns): a match must then be checked
+    /// against the rules already answered.
+    rules: smallvec::SmallVec<[(u64, bool); 1]>,
     /// Condition ids, required ones first.
     conditions: Vec<usize>,
 }
@@ -296,68 +299,91 @@ impl Matcher {
     /// Adds a rule under `rule`. A key may be used twice; it then matches when either does.
     pub fn insert(&mut self, rule: u64, pattern: &Pattern) {
         for conditions in &pattern.alternatives {
-            let alternative = self.alternatives.len();
-            let mut ids: Vec<usize> = Vec::with_capacity(conditions.len());
-            for condition in conditions {
-                let path = self.paths.id(&condition.path);
-                if self.index.len() < self.paths.len() {
-                    self.index.resize_with(self.paths.len(), PathIndex::default);
-                }
-                ids.push(self.conditions.len());
-                self.conditions.push(Cond {
-                    alternative,
-                    path,
-                    tests: condition.tests.clone(),
-                    absent_ok: condition.holds_when_absent(),
-                    anchor: false,
-                });
-            }
-            ids.sort_by_key(|id| self.conditions.get(*id).is_some_and(|c| c.absent_ok));
-            let anchor = ids
-                .iter()
-                .filter_map(|id| {
-                    let cond = self.conditions.get(*id).filter(|c| !c.absent_ok)?;
-                    let index = self.index.get(cond.path)?;
-                    // A condition is as wide as its widest test.
-                    let (class, load) = cond.tests.iter().map(|t| index.anchor_rank(t)).min()?;
-                    // Fewest conditions sharing the bucket first (each is confirmed whenever
-                    // the bucket is hit), then the narrower kind of test.
-                    Some(((class > 0, load, class), *id))
-                })
-                .max_by_key(|(rank, _)| *rank)
-                .filter(|((usable, _, _), _)| *usable)
-                .map(|(_, id)| id);
-            match anchor {
-                Some(id) => {
-                    if let Some(cond) = self.conditions.get_mut(id) {
-                        cond.anchor = true;
-                        if let Some(index) = self.index.get_mut(cond.path) {
-                            for test in &cond.tests {
-                                index.add(test, id);
-                            }
-                        }
-                    }
-                }
-                None => self.always.push(alternative),
-            }
-            self.alternatives.push(Alt {
-                rule,
-                shared: false,
-                conditions: ids,
-            });
+            let written = format!("{conditions:?}");
+            let alternative = if let Some(&existing) = self.by_conditions.get(&written) {
+                existing
+            } else {
+                let new = self.add_alternative(conditions);
+                self.by_conditions.insert(written, new);
+                new
+            };
             let siblings = self.by_rule.entry(rule).or_default();
+            if siblings.contains(&alternative) {
+                continue;
+            }
             siblings.push(alternative);
-            if siblings.len() > 1 {
+            let shared = siblings.len() > 1;
+            if let Some(alt) = self.alternatives.get_mut(alternative) {
+                alt.rules.push((rule, shared));
+            }
+            if shared {
                 for alt in siblings.iter() {
                     if let Some(a) = self.alternatives.get_mut(*alt) {
-                        a.shared = true;
+                        for entry in a.rules.iter_mut().filter(|(r, _)| *r == rule) {
+                            entry.1 = true;
+                        }
                     }
                 }
             }
         }
     }
 
-    /// How many rule alternatives the matcher holds.
+    /// Compiles one alternative (a conjunction of conditions) and indexes it under its
+    /// anchor; answers for no rule yet.
+    fn add_alternative(&mut self, conditions: &[super::Condition]) -> usize {
+        let alternative = self.alternatives.len();
+        let mut ids: Vec<usize> = Vec::with_capacity(conditions.len());
+        for condition in conditions {
+            let path = self.paths.id(&condition.path);
+            if self.index.len() < self.paths.len() {
+                self.index.resize_with(self.paths.len(), PathIndex::default);
+            }
+            ids.push(self.conditions.len());
+            self.conditions.push(Cond {
+                alternative,
+                path,
+                tests: condition.tests.clone(),
+                absent_ok: condition.holds_when_absent(),
+                anchor: false,
+            });
+        }
+        ids.sort_by_key(|id| self.conditions.get(*id).is_some_and(|c| c.absent_ok));
+        let anchor = ids
+            .iter()
+            .filter_map(|id| {
+                let cond = self.conditions.get(*id).filter(|c| !c.absent_ok)?;
+                let index = self.index.get(cond.path)?;
+                // A condition is as wide as its widest test.
+                let (class, load) = cond.tests.iter().map(|t| index.anchor_rank(t)).min()?;
+                // Fewest conditions sharing the bucket first (each is confirmed whenever
+                // the bucket is hit), then the narrower kind of test.
+                Some(((class > 0, load, class), *id))
+            })
+            .max_by_key(|(rank, _)| *rank)
+            .filter(|((usable, _, _), _)| *usable)
+            .map(|(_, id)| id);
+        match anchor {
+            Some(id) => {
+                if let Some(cond) = self.conditions.get_mut(id) {
+                    cond.anchor = true;
+                    if let Some(index) = self.index.get_mut(cond.path) {
+                        for test in &cond.tests {
+                            index.add(test, id);
+                        }
+                    }
+                }
+            }
+            None => self.always.push(alternative),
+        }
+        self.alternatives.push(Alt {
+            rules: smallvec::SmallVec::new(),
+            conditions: ids,
+        });
+        alternative
+    }
+
+    /// How many distinct rule alternatives the matcher holds (rules with the same pattern
+    /// share theirs).
     #[must_use]
     pub fn len(&self) -> usize {
         self.alternatives.len()
@@ -427,10 +453,14 @@ impl Matcher {
                 continue;
             };
             // Only a rule with several alternatives can be answered twice.
-            if !(alternative.shared && out.contains(&alternative.rule))
-                && self.confirm(alternative, flat, scratch)
-            {
-                out.push(alternative.rule);
+            let answered = |(rule, shared): &(u64, bool)| *shared && out.contains(rule);
+            if alternative.rules.iter().all(answered) || !self.confirm(alternative, flat, scratch) {
+                continue;
+            }
+            for &(rule, shared) in &alternative.rules {
+                if !(shared && out.contains(&rule)) {
+                    out.push(rule);
+                }
             }
         }
     }

@@ -14,6 +14,7 @@ pub(crate) mod cidr;
 mod event;
 mod matcher;
 pub(crate) mod parse;
+mod skip;
 mod wildcard;
 
 use std::sync::Arc;
@@ -156,7 +157,7 @@ impl Test {
 
 fn literal_is(lit: &Literal, leaf: Leaf<'_>) -> bool {
     match (lit, leaf) {
-        (Literal::Str(a), Leaf::Str(b)) => a == b,
+        (Literal::Str(a), Leaf::Str(b)) => event::same_bytes(a.as_bytes(), b.as_bytes()),
         #[expect(
             clippy::float_cmp,
             reason = "exact numeric equality is the documented rule"
