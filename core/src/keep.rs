@@ -230,7 +230,7 @@ impl KeepBuilder {
         };
         let inner = Arc::new(inner);
         let dispatcher = crate::events::dispatch::Dispatcher::start(
-            Arc::downgrade(&inner),
+            &Arc::downgrade(&inner),
             inner.meta.outbox_signal(),
         )?;
         Ok(Keep {

@@ -5,17 +5,20 @@
 //!    record per (event, rule, target) is written in the same transaction that advances the
 //!    dispatcher's outbox cursor, so an event is fanned out exactly once. Topics, repository
 //!    triggers and re-driven dead letters write delivery records the same way ([`enqueue`]).
-//! 2. Delivery: records are keyed by when they are due, so a round reads only the due head
-//!    (and the thread sleeps until the next one is due, or 200 ms, or a commit wakes it). Due
-//!    records are attempted side by side; success deletes the record (so a restarted keep
-//!    does not deliver it again), failure reschedules it with exponential backoff and jitter
-//!    until the target's RetryPolicy runs out, then it goes to the dead-letter queue (or is
-//!    dropped when the target has none). A crash between an attempt and its record's update
-//!    delivers again, with the same event id: at least once.
+//! 2. Delivery: records are keyed by when they are due, so the thread reads only the due head
+//!    (and sleeps until the next one is due, or 200 ms, or a commit or a finished attempt
+//!    wakes it). Due records are handed to a pool of workers that attempt them side by side;
+//!    the thread records each outcome as it comes back, several in one transaction, and
+//!    hands out more meanwhile, so a slow webhook holds one worker, never the others.
+//!    Success deletes the record (so a restarted keep does not deliver it again), failure
+//!    reschedules it with exponential backoff and jitter until the target's RetryPolicy runs
+//!    out, then it goes to the dead-letter queue (or is dropped when the target has none). A
+//!    crash between an attempt and its record's update delivers again, with the same event
+//!    id: at least once.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -30,14 +33,14 @@ use crate::store::{Key, OutboxEvent, OutboxSignal};
 
 /// The dispatcher's outbox consumer name.
 const CONSUMER: &str = "events-dispatcher";
-/// Events read per fan-out step, and deliveries attempted per delivery step.
+/// Events read per fan-out step, and the most deliveries handed out and not yet recorded.
 const BATCH: usize = 100;
 /// EventBridge's defaults when a target sets no RetryPolicy.
 const DEFAULT_RETRIES: u64 = 185;
 const DEFAULT_MAX_AGE_SECONDS: i64 = 86_400;
 /// The longest wait between retries.
 const MAX_BACKOFF_MILLIS: i64 = 60_000;
-/// Attempts made side by side in one delivery round.
+/// Workers making attempts side by side.
 const WORKERS: usize = 8;
 /// How long the thread sleeps when nothing is due and nothing wakes it.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
@@ -83,28 +86,66 @@ pub(crate) fn dead_letter_prefix(queue_arn: &str) -> Key {
     Key::new("events-delivery").push("dead").push(queue_arn)
 }
 
-/// The running dispatcher thread; stopped and joined when the keep closes.
+/// The running dispatcher: its thread and its workers, stopped and joined when the keep closes.
 #[derive(Debug)]
 pub(crate) struct Dispatcher {
     stop: Arc<AtomicBool>,
     wake: Arc<OutboxSignal>,
-    thread: Option<JoinHandle<()>>,
+    /// The dispatcher thread first, then the workers.
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// A due delivery handed to a worker.
+struct Job {
+    key: Key,
+    delivery: Delivery,
+}
+
+/// A job and how its attempt ended, handed back to the dispatcher thread to record.
+struct Finished {
+    job: Job,
+    outcome: Outcome,
 }
 
 impl Dispatcher {
-    pub(crate) fn start(keep: Weak<KeepInner>, wake: Arc<OutboxSignal>) -> Result<Dispatcher> {
+    pub(crate) fn start(keep: &Weak<KeepInner>, wake: Arc<OutboxSignal>) -> Result<Dispatcher> {
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::Builder::new()
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let (done, finished) = mpsc::channel::<Finished>();
+        let mut threads = Vec::with_capacity(WORKERS + 1);
+        let dispatcher = std::thread::Builder::new()
             .name("codekeep-events".to_owned())
             .spawn({
-                let stop = Arc::clone(&stop);
-                let wake = Arc::clone(&wake);
-                move || run(&keep, &stop, &wake)
+                let (keep, stop, wake) = (keep.clone(), Arc::clone(&stop), Arc::clone(&wake));
+                move || run(&keep, &stop, &wake, &jobs, &finished)
             })?;
+        threads.push(dispatcher);
+        for n in 0..WORKERS {
+            let worker = std::thread::Builder::new()
+                .name(format!("codekeep-events-{n}"))
+                .spawn({
+                    let (keep, stop, wake) = (keep.clone(), Arc::clone(&stop), Arc::clone(&wake));
+                    let (queue, done) = (Arc::clone(&queue), done.clone());
+                    move || work(&keep, &stop, &wake, &queue, &done)
+                });
+            match worker {
+                Ok(worker) => threads.push(worker),
+                Err(e) => {
+                    // Stops the threads started so far.
+                    drop(Dispatcher {
+                        stop,
+                        wake,
+                        threads,
+                    });
+                    return Err(e.into());
+                }
+            }
+        }
         Ok(Dispatcher {
             stop,
             wake,
-            thread: Some(thread),
+            threads,
         })
     }
 }
@@ -113,30 +154,80 @@ impl Drop for Dispatcher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         self.wake.notify();
-        if let Some(thread) = self.thread.take()
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
+        // The dispatcher thread ends first and closes the job queue, which ends the idle
+        // workers; a worker in an attempt ends when it returns. The keep may be dropped on one
+        // of these threads (it held the last reference): that one is not joined.
+        let me = std::thread::current().id();
+        for thread in self.threads.drain(..) {
+            if thread.thread().id() != me {
+                let _ = thread.join();
+            }
         }
     }
 }
 
-fn run(keep: &Weak<KeepInner>, stop: &AtomicBool, wake: &OutboxSignal) {
+fn run(
+    keep: &Weak<KeepInner>,
+    stop: &AtomicBool,
+    wake: &OutboxSignal,
+    jobs: &mpsc::Sender<Job>,
+    finished: &mpsc::Receiver<Finished>,
+) {
     let mut compiled: HashMap<String, Compiled> = HashMap::new();
+    let mut in_flight: HashSet<Key> = HashSet::new();
+    let mut unrecorded: Vec<Finished> = Vec::new();
     while !stop.load(Ordering::Acquire) {
         let Some(inner) = keep.upgrade() else {
             return;
         };
-        // Errors (a storage hiccup) are retried on the next round; the outbox keeps the events.
+        // Errors (a storage hiccup) are retried on the next turn: the outbox keeps the events,
+        // `unrecorded` the outcomes, the store the deliveries.
         let fanned = fan_out(&inner, &mut compiled).unwrap_or(false);
-        let next = deliver_due(&inner).unwrap_or(Next::Idle);
+        unrecorded.extend(finished.try_iter());
+        let recorded = record(&inner, &mut unrecorded, &mut in_flight).unwrap_or(false);
+        let next = hand_out(&inner, jobs, &mut in_flight).unwrap_or(Next::Idle);
         drop(inner);
         match next {
-            _ if fanned => {}
-            Next::Busy => {}
+            _ if fanned || recorded => {}
             Next::In(wait) => wake.wait(wait.min(IDLE_WAIT)),
             Next::Idle => wake.wait(IDLE_WAIT),
         }
+    }
+}
+
+/// A worker: attempts the deliveries it is handed, and hands back how each ended.
+fn work(
+    keep: &Weak<KeepInner>,
+    stop: &AtomicBool,
+    wake: &OutboxSignal,
+    queue: &Mutex<mpsc::Receiver<Job>>,
+    done: &mpsc::Sender<Finished>,
+) {
+    loop {
+        let Ok(job) = queue
+            .lock()
+            .map_err(drop)
+            .and_then(|q| q.recv().map_err(drop))
+        else {
+            return;
+        };
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(inner) = keep.upgrade() else {
+            return;
+        };
+        // Functions contain their own panics; anything else that escapes an attempt fails
+        // just that attempt, which is retried.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            attempt(&inner, &job.delivery)
+        }))
+        .unwrap_or_else(|_| Outcome::Retry("the attempt failed unexpectedly".to_owned()));
+        drop(inner);
+        if done.send(Finished { job, outcome }).is_err() {
+            return;
+        }
+        wake.notify();
     }
 }
 
@@ -245,22 +336,34 @@ fn new_delivery(
 
 /// What a delivery round found.
 enum Next {
-    /// It attempted deliveries: look again at once.
-    Busy,
-    /// Nothing was due; the next delivery is due in this long.
+    /// The next delivery not yet handed out is due in this long.
     In(Duration),
-    /// Nothing is pending.
+    /// Nothing else is pending (or no more can be handed out until attempts come back).
     Idle,
 }
 
-/// Attempts every due delivery once. Attempts run side by side (a slow webhook holds one
-/// worker, not the whole round).
-fn deliver_due(inner: &KeepInner) -> Result<Next> {
+/// Hands the due deliveries that are not already being attempted to the workers.
+fn hand_out(
+    inner: &KeepInner,
+    jobs: &mpsc::Sender<Job>,
+    in_flight: &mut HashSet<Key>,
+) -> Result<Next> {
+    // More are handed out once half have come back, not after every attempt: each look at
+    // the due head reads the records in flight again.
+    if in_flight.len() > BATCH / 2 {
+        // Woken when an attempt comes back.
+        return Ok(Next::Idle);
+    }
+    let room = BATCH - in_flight.len();
     let now = inner.clock.now_millis();
-    let (due, later): (Vec<(Key, Delivery)>, Option<i64>) = inner.meta.read(|t| {
+    let (due, later): (Vec<Job>, Option<i64>) = inner.meta.read(|t| {
         let mut due = Vec::new();
         let mut later = None;
-        for (key, value) in t.scan_prefix(&pending_prefix(), None, BATCH + 1)? {
+        let head = t.scan_prefix(&pending_prefix(), None, BATCH + in_flight.len() + 1)?;
+        for (key, value) in head {
+            if in_flight.contains(&key) {
+                continue;
+            }
             // An unreadable record is left alone (it cannot be delivered or retried).
             let Ok(delivery) = t.open_json::<Delivery>(&key, &value) else {
                 continue;
@@ -269,54 +372,47 @@ fn deliver_due(inner: &KeepInner) -> Result<Next> {
                 later = Some(delivery.due_millis);
                 break;
             }
-            if due.len() == BATCH {
+            if due.len() == room {
                 break;
             }
-            due.push((key, delivery));
+            due.push(Job { key, delivery });
         }
         Ok((due, later))
     })?;
-    if due.is_empty() {
-        return Ok(later.map_or(Next::Idle, |at| {
-            Next::In(Duration::from_millis(u64::try_from(at - now).unwrap_or(0)))
-        }));
-    }
-    let next = AtomicUsize::new(0);
-    let work = || -> Vec<(usize, Outcome)> {
-        let mut outcomes = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some((_, delivery)) = due.get(i) else {
-                return outcomes;
-            };
-            outcomes.push((i, attempt(inner, delivery)));
+    for job in due {
+        in_flight.insert(job.key.clone());
+        if jobs.send(job).is_err() {
+            // No worker is left (the keep is closing).
+            return Ok(Next::Idle);
         }
-    };
-    let workers = due.len().min(WORKERS);
-    let outcomes: Vec<(usize, Outcome)> = if workers <= 1 {
-        work()
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
-            // A worker only panics if an attempt escaped its own containment; its deliveries
-            // stay pending and are tried again.
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
-    };
-    // One transaction records the round (a crash before it delivers the round again).
+    }
+    Ok(later.map_or(Next::Idle, |at| {
+        Next::In(Duration::from_millis(u64::try_from(at - now).unwrap_or(0)))
+    }))
+}
+
+/// Records the outcomes that came back, in one transaction (a crash before it attempts those
+/// deliveries again); true when there were any.
+fn record(
+    inner: &KeepInner,
+    unrecorded: &mut Vec<Finished>,
+    in_flight: &mut HashSet<Key>,
+) -> Result<bool> {
+    if unrecorded.is_empty() {
+        return Ok(false);
+    }
+    let now = inner.clock.now_millis();
     let base = inner.delivery_retry_base_millis;
     inner.meta.txn(|t| {
-        for (i, outcome) in &outcomes {
-            if let Some((key, delivery)) = due.get(*i) {
-                settle(t, base, key, delivery, outcome, now)?;
-            }
+        for f in unrecorded.iter() {
+            settle(t, base, &f.job.key, &f.job.delivery, &f.outcome, now)?;
         }
         Ok(())
     })?;
-    Ok(Next::Busy)
+    for f in unrecorded.drain(..) {
+        in_flight.remove(&f.job.key);
+    }
+    Ok(true)
 }
 
 /// How an attempt ended.

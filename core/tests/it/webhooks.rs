@@ -339,6 +339,53 @@ fn webhooks_go_only_where_the_keep_allows() {
 }
 
 #[test]
+fn a_slow_webhook_does_not_hold_up_other_deliveries() {
+    let (keep, account, events) = keep();
+    allow_loopback(&keep, Duration::from_secs(120));
+    // The receiver holds its first request until the test lets it go.
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let held = Arc::clone(&release);
+    let receiver = Receiver::start(move |_| {
+        while !held.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (204, Duration::ZERO)
+    });
+    let (arn, _) = destination(&events, "slow", &receiver.url("/hook"));
+    crate::rule(
+        &events,
+        "to-webhook",
+        &json!({"source": ["slow"]}),
+        &json!([{"Id": "w", "Arn": arn}]),
+    );
+    let called = crate::recorder(&keep, &account, "fast");
+    crate::rule(
+        &events,
+        "to-function",
+        &json!({"source": ["fast"]}),
+        &json!([{"Id": "f", "Arn": format!("arn:aws:lambda:us-east-1:{account}:function:fast")}]),
+    );
+    let put = |source: &str| {
+        events
+            .call(
+                "PutEvents",
+                json!({"Entries": [{"Source": source, "DetailType": "x", "Detail": "{}"}]}),
+            )
+            .unwrap();
+    };
+    put("slow");
+    wait_until("the webhook request", || receiver.count() == 1);
+    // An event committed while the webhook is held reaches its function all the same.
+    put("fast");
+    wait_until("the function, while the webhook is held", || {
+        called.lock().unwrap().len() == 1
+    });
+    assert!(!release.load(std::sync::atomic::Ordering::SeqCst));
+    release.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(receiver.count(), 1, "the held delivery was not tried twice");
+}
+
+#[test]
 fn api_destinations_have_eventbridge_shapes_and_keep_their_secret() {
     let (keep, _account, events) = keep();
     allow_loopback(&keep, Duration::from_secs(1));
