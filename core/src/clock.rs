@@ -72,6 +72,10 @@ pub(crate) fn iso8601(millis: i64) -> String {
 }
 
 /// Reads an AWS timestamp given as epoch seconds (number) or ISO 8601 text.
+#[cfg_attr(
+    not(feature = "audit"),
+    expect(dead_code, reason = "only the audit trail reads timestamps")
+)]
 pub(crate) fn parse_timestamp(v: &serde_json::Value) -> Option<i64> {
     match v {
         serde_json::Value::Number(n) => n.as_f64().map(|s| {

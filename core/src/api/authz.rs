@@ -116,6 +116,13 @@ impl AuthzState {
     }
 
     /// Evaluates `action` on `resource` as if the resource's policy were `document`.
+    #[cfg_attr(
+        not(feature = "crypto"),
+        allow(
+            dead_code,
+            reason = "only KMS (with crypto) uses it, through would_allow_with_policy"
+        )
+    )]
     pub fn allows_with_policy(
         &mut self,
         keep: &KeepInner,

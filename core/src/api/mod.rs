@@ -182,12 +182,20 @@ impl OpCtx<'_, '_> {
     /// Marks an operation that AWS performs without any permission check
     /// (`sts:GetCallerIdentity`, `sts:GetSessionToken`): the caller only learns about, or gets
     /// a session of, itself.
+    #[cfg_attr(
+        not(feature = "crypto"),
+        expect(dead_code, reason = "only STS (with crypto) uses it")
+    )]
     pub fn authorized_without_permission(&mut self) {
         self.authorized = true;
     }
 
     /// Would the caller be allowed `action` on `resource` if the resource's policy were
     /// `document`? (KMS's key-policy lockout safety check.)
+    #[cfg_attr(
+        not(feature = "crypto"),
+        expect(dead_code, reason = "only KMS (with crypto) uses it")
+    )]
     pub fn would_allow_with_policy(
         &mut self,
         action: &str,

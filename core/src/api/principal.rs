@@ -113,6 +113,10 @@ impl RoleSession {
 }
 
 impl Principal {
+    #[cfg_attr(
+        not(feature = "crypto"),
+        expect(dead_code, reason = "only STS (with crypto) makes sessions")
+    )]
     pub(crate) fn set_session(&mut self, facts: SessionFacts) {
         if let Principal::User { session, .. } = self {
             *session = Some(facts);

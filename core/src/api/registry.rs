@@ -13,14 +13,26 @@ pub(crate) struct Operation {
     /// IAM action prefix, e.g. `kms` (in `kms:CreateKey`).
     pub iam_prefix: &'static str,
     /// CloudTrail `eventSource`, e.g. `kms.amazonaws.com`.
+    #[cfg_attr(
+        not(feature = "audit"),
+        expect(dead_code, reason = "the audit trail reads it")
+    )]
     pub event_source: &'static str,
     /// Operation name, e.g. `CreateKey`.
     pub name: &'static str,
     /// True when the operation changes nothing (CloudTrail `readOnly`).
+    #[cfg_attr(
+        not(feature = "audit"),
+        expect(dead_code, reason = "the audit trail reads it")
+    )]
     pub read_only: bool,
     /// Output members that are blobs (base64 in JSON).
     pub blob_members: &'static [&'static str],
     /// Input and output members never written to the audit log.
+    #[cfg_attr(
+        not(feature = "audit"),
+        expect(dead_code, reason = "the audit trail reads it")
+    )]
     pub secret_members: &'static [&'static str],
     /// The resource types the operation authorizes against: ARN patterns (`*` and `?`
     /// wildcards), or `*` for actions without a resource, as AWS's service authorization

@@ -50,6 +50,10 @@ impl Functions {
     }
 
     /// Whether a function is registered at `arn`.
+    #[cfg_attr(
+        not(feature = "git"),
+        expect(dead_code, reason = "only repository triggers (git) ask")
+    )]
     pub(crate) fn contains(&self, arn: &str) -> bool {
         self.by_arn.read().is_ok_and(|m| m.contains_key(arn))
     }

@@ -514,6 +514,10 @@ pub(crate) fn status_member(input: &Value) -> Result<&str> {
 }
 
 /// AWS's answer to a secret that does not match.
+#[cfg_attr(
+    not(feature = "crypto"),
+    expect(dead_code, reason = "only signature checks (with crypto) use it")
+)]
 pub(crate) fn signature_mismatch() -> Error {
     Error::aws(
         ErrorKind::AccessDenied,

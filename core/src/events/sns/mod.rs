@@ -170,6 +170,10 @@ fn parse_subscription_arn(arn: &str) -> Option<(String, String, String)> {
 }
 
 /// Whether the topic an ARN names exists.
+#[cfg_attr(
+    not(feature = "git"),
+    expect(dead_code, reason = "only repository triggers (git) ask")
+)]
 pub(crate) fn topic_exists(
     txn: &mut crate::store::Txn<'_>,
     arn: &str,

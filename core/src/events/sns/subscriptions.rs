@@ -19,6 +19,10 @@ use crate::events::dispatch::{Delivery, enqueue};
 
 /// Attempts made to deliver to a subscription after the first (SNS's default for http).
 pub(super) const RETRIES: u64 = 3;
+#[cfg_attr(
+    not(feature = "webhooks"),
+    expect(dead_code, reason = "only webhook subscriptions have secrets")
+)]
 const WRAP_LABEL: &str = "codekeep sns subscription signing secret v1:";
 const SETTABLE: &[&str] = &[
     "DeliveryPolicy",
@@ -33,6 +37,9 @@ fn sha256_hex(text: &str) -> String {
 }
 
 fn check_endpoint(ctx: &OpCtx<'_, '_>, protocol: &str, endpoint: &str) -> Result<()> {
+    // Only webhook endpoints are checked against the keep's configuration.
+    #[cfg(not(feature = "webhooks"))]
+    let _ = ctx;
     let bad = || {
         invalid_parameter(format!(
             "Invalid parameter: Endpoint {endpoint} is not valid for protocol {protocol}"
