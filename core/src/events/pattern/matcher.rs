@@ -16,6 +16,12 @@ use serde_json::Value;
 use super::event::{Flat, Found, Paths, consistent};
 use super::{Leaf, Literal, Pattern, Range, Test};
 
+/// The most leaves one alternative's same-element search may look at for one event. The
+/// search backtracks over the leaves of arrays of objects, and leaves in unrelated arrays
+/// multiply: an event built for it could otherwise take exponential time. An alternative
+/// whose search runs out does not match.
+const SEARCH_STEPS: usize = 100_000;
+
 /// A compiled set of rules. Rules are identified by a key the caller chooses.
 #[derive(Debug, Default, Clone)]
 pub struct Matcher {
@@ -500,16 +506,35 @@ impl Matcher {
                     .any(|f| cond.tests.iter().any(|t| t.accepts(flat.leaf(f))))
             });
         }
+        // Each required condition needs some leaf it accepts, wherever it sits: checked first,
+        // it settles most misses without the search.
+        let accepted_somewhere = |cond: &Cond| {
+            flat.found
+                .iter()
+                .filter(|f| f.path == cond.path)
+                .any(|f| cond.tests.iter().any(|t| t.accepts(flat.leaf(f))))
+        };
+        let possible = alternative.conditions.iter().all(|id| {
+            self.conditions
+                .get(*id)
+                .is_some_and(|cond| cond.absent_ok || accepted_somewhere(cond))
+        });
+        if !possible {
+            return false;
+        }
         let mut chosen: Vec<&[(u32, u32)]> = Vec::new();
-        self.search(&alternative.conditions, flat, &mut chosen)
+        let mut budget = SEARCH_STEPS;
+        self.search(&alternative.conditions, flat, &mut chosen, &mut budget)
     }
 
-    /// Picks, condition by condition, a leaf consistent with those picked so far.
+    /// Picks, condition by condition, a leaf consistent with those picked so far. Each leaf
+    /// looked at spends a step of `budget`; when it runs out the search fails.
     fn search<'f>(
         &self,
         conditions: &[usize],
         flat: &'f Flat<'_>,
         chosen: &mut Vec<&'f [(u32, u32)]>,
+        budget: &mut usize,
     ) -> bool {
         let Some((first, rest)) = conditions.split_first() else {
             return true;
@@ -523,6 +548,10 @@ impl Matcher {
             .iter()
             .filter(|f: &&Found<'_>| f.path == cond.path)
         {
+            let Some(left) = budget.checked_sub(1) else {
+                return false;
+            };
+            *budget = left;
             let elements = flat.elements_of(found);
             if !chosen.iter().all(|c| consistent(c, elements)) {
                 continue;
@@ -530,20 +559,43 @@ impl Matcher {
             present = true;
             if cond.tests.iter().any(|t| t.accepts(flat.leaf(found))) {
                 chosen.push(elements);
-                let ok = self.search(rest, flat, chosen);
+                let ok = self.search(rest, flat, chosen, budget);
                 chosen.pop();
                 if ok {
                     return true;
                 }
             }
         }
-        cond.absent_ok && !present && self.search(rest, flat, chosen)
+        cond.absent_ok && !present && self.search(rest, flat, chosen, budget)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_same_element_search_is_bounded() {
+        // Each condition holds somewhere, never all within one element of `t`: without a
+        // bound, the search tries every combination of elements of `p`, `q`, `r` and `s`
+        // (30^4) before each of `t`'s, for hundreds of millions of steps.
+        let plain: Vec<serde_json::Value> =
+            (0..30).map(|_| serde_json::json!({"a": "1"})).collect();
+        let mut last: Vec<serde_json::Value> = (1..30)
+            .map(|_| serde_json::json!({"a": "1", "b": "0"}))
+            .collect();
+        last.insert(0, serde_json::json!({"a": "0", "b": "1"}));
+        let event = serde_json::json!({"p": plain, "q": plain, "r": plain, "s": plain, "t": last});
+        let mut m = Matcher::new();
+        let pattern = r#"{"p": {"a": ["1"]}, "q": {"a": ["1"]}, "r": {"a": ["1"]},
+            "s": {"a": ["1"]}, "t": {"a": ["1"], "b": ["1"]}}"#;
+        m.insert(1, &Pattern::parse(pattern).unwrap());
+        assert!(m.matching(&event).is_empty());
+        // The same rule matches once one element of `t` has both.
+        let mut both = event.clone();
+        both["t"][5]["b"] = serde_json::json!("1");
+        assert_eq!(m.matching(&both), [1]);
+    }
 
     #[test]
     fn a_rule_is_answered_once_however_many_of_its_alternatives_match() {
