@@ -51,6 +51,20 @@ struct Cond {
     anchor: bool,
 }
 
+impl Cond {
+    fn accepts(&self, leaf: Leaf<'_>) -> bool {
+        self.tests.iter().any(|t| t.accepts(leaf))
+    }
+
+    /// True when some leaf at the condition's path passes, wherever it sits.
+    fn accepts_some_leaf(&self, flat: &Flat<'_>) -> bool {
+        flat.found
+            .iter()
+            .filter(|f| f.path == self.path)
+            .any(|f| self.accepts(flat.leaf(f)))
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Alt {
     /// The rules it answers for, each flagged when that rule has other alternatives too (a
@@ -500,24 +514,15 @@ impl Matcher {
                 if scratch.path_seen.get(cond.path) != Some(&scratch.epoch) {
                     return cond.absent_ok;
                 }
-                flat.found
-                    .iter()
-                    .filter(|f| f.path == cond.path)
-                    .any(|f| cond.tests.iter().any(|t| t.accepts(flat.leaf(f))))
+                cond.accepts_some_leaf(flat)
             });
         }
         // Each required condition needs some leaf it accepts, wherever it sits: checked first,
         // it settles most misses without the search.
-        let accepted_somewhere = |cond: &Cond| {
-            flat.found
-                .iter()
-                .filter(|f| f.path == cond.path)
-                .any(|f| cond.tests.iter().any(|t| t.accepts(flat.leaf(f))))
-        };
         let possible = alternative.conditions.iter().all(|id| {
             self.conditions
                 .get(*id)
-                .is_some_and(|cond| cond.absent_ok || accepted_somewhere(cond))
+                .is_some_and(|cond| cond.absent_ok || cond.accepts_some_leaf(flat))
         });
         if !possible {
             return false;
@@ -557,7 +562,7 @@ impl Matcher {
                 continue;
             }
             present = true;
-            if cond.tests.iter().any(|t| t.accepts(flat.leaf(found))) {
+            if cond.accepts(flat.leaf(found)) {
                 chosen.push(elements);
                 let ok = self.search(rest, flat, chosen, budget);
                 chosen.pop();
